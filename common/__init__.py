@@ -1,0 +1,1 @@
+"""Shared layers of mlprojects: specs, registry, data, splits, evaluation, tracking, training, CLI."""

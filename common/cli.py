@@ -1,0 +1,213 @@
+"""``mlprojects``: the one command-line entry point (the Makefile targets are thin wrappers over it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from common.console import console, setup_logging
+from common.errors import InputError, MLProjectsError, ParameterError
+
+log = logging.getLogger("mlprojects")
+
+
+def _params(items: Sequence[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--param expects key=value, got '{item}'.")
+        out[key.strip()] = value
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def _metrics_table(title: str, metrics: dict[str, float], primary: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("baselines", justify="left")
+    baseline_rows: dict[str, list[str]] = {}
+    for key, value in metrics.items():
+        if key.startswith("baseline_"):
+            name, _, metric = key.removeprefix("baseline_").partition("_")
+            baseline_rows.setdefault(metric, []).append(f"{name} {_fmt(value)}")
+    ordered = [primary] + sorted(k for k in metrics if not k.startswith("baseline_") and k != primary)
+    for key in ordered:
+        if key in metrics and key != "primary_metric":
+            style = "bold green" if key == primary else None
+            table.add_row(key, _fmt(metrics[key]), ", ".join(baseline_rows.get(key, [])), style=style)
+    console.print(table)
+
+
+def _print_result(result: Any, spec: Any) -> None:
+    _metrics_table(f"{spec.name}: {spec.primary_metric} = {_fmt(result.primary)}", result.metrics, spec.primary_metric)
+    if result.run_id:
+        console.print(f"MLflow run [bold]{result.run_id}[/] in experiment '{spec.name}'")
+    if result.version:
+        promo = result.promotion
+        if promo and promo.promoted:
+            console.print(f"Registered [bold]{spec.name}[/] v{result.version} and made it [green]@champion[/] ({promo.reason}).")
+        elif promo:
+            old = _fmt(promo.old_score) if promo.old_score is not None else "?"
+            console.print(
+                f"Registered [bold]{spec.name}[/] v{result.version} as a challenger: {spec.primary_metric} "
+                f"{_fmt(promo.new_score)} vs champion v{promo.old_version} {old} ({promo.reason})."
+            )
+
+
+# ----------------------------------------------------------------------------------------------- commands
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from common import registry
+
+    table = Table(title="mlprojects")
+    for col in ("project", "make target", "task", "primary metric", "description"):
+        table.add_column(col)
+    for project in registry.all_projects():
+        s = project.spec
+        arrow = "higher" if s.greater_is_better else "lower"
+        table.add_row(s.name, f"make {s.make_target}", s.task, f"{s.primary_metric} ({arrow} is better)", s.title)
+    console.print(table)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from common import registry, train
+
+    spec = registry.get(args.project).spec
+    variants = [dict(v) for v in spec.variants] if args.all_variants else [{}]
+    for variant in variants:
+        overrides = {**{k: str(v) for k, v in variant.items()}, **_params(args.param)}
+        result = train.run(spec.name, overrides, sample=args.sample, data_dir=args.data_dir,
+                           log_model=args.command == "train", force_promote=getattr(args, "promote", False))
+        _print_result(result, spec)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from common import predict
+
+    frame = predict.predict_cli(
+        args.project, input_path=args.input, texts=args.text, version=args.version, alias=args.alias,
+        run_id=args.run_id,
+    )
+    if args.output:
+        predict.write_table(frame, Path(args.output))
+        console.print(f"Wrote {len(frame)} predictions to {args.output}")
+    else:
+        sys.stdout.write(frame.to_csv(index=False))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from common import bench
+
+    report = bench.run(args.project, _params(args.param), sample=args.sample, data_dir=args.data_dir,
+                       repeats=args.repeats)
+    bench.print_report(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the docs and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="mlprojects",
+        description="Train, evaluate, benchmark and use the mlprojects collection. Runs are logged to MLflow "
+        "($MLFLOW_TRACKING_URI, default sqlite:///mlflow.db in the checkout).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("list", help="list the projects").set_defaults(func=cmd_list)
+
+    def common_run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("project", help="project name (see `mlprojects list`)")
+        p.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
+                       help="override a build_pipeline/load parameter (repeatable)")
+        p.add_argument("--sample", type=int, default=None, metavar="N", help="use only N rows (quick runs)")
+        p.add_argument("--data-dir", default=None, help="folder in mirror layout to read data from")
+
+    p = sub.add_parser("train", help="evaluate, fit, log and register a project's pipeline")
+    common_run_args(p)
+    p.add_argument("--promote", action="store_true", help="make the new version @champion regardless of score")
+    p.add_argument("--all-variants", action="store_true", help="train every variant the project declares")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="run the evaluation protocol and log metrics, without registering")
+    common_run_args(p)
+    p.add_argument("--all-variants", action="store_true", help="evaluate every variant the project declares")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="predict with a registered pipeline (the champion by default)")
+    p.add_argument("project")
+    p.add_argument("--input", "-i", default=None, help="CSV, JSON lines, JSON or Parquet file of raw input")
+    p.add_argument("--text", "-t", action="append", default=None, help="a raw text to classify (repeatable)")
+    p.add_argument("--output", "-o", default=None, help="write predictions here (CSV/JSONL by suffix)")
+    p.add_argument("--version", default=None, help="registered model version")
+    p.add_argument("--alias", default=None, help="registered model alias (default champion)")
+    p.add_argument("--run-id", default=None, help="use the model logged by this run")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("bench", help="measure fit time, predict latency, throughput, memory and model size")
+    common_run_args(p)
+    p.add_argument("--repeats", type=int, default=200, help="single-row predictions to time")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 user error, 1 unexpected failure)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except MLProjectsError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        if args.debug:
+            traceback.print_exc()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except Exception as exc:  # the last line of defence: a message, and the traceback on request
+        if args.debug:
+            raise
+        console.print(
+            f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}\n"
+            "Run again with --debug for the full traceback.", highlight=False,
+        )
+        return 1
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["main", "build_parser", "InputError"]

@@ -1,0 +1,97 @@
+"""Predicting with registered pipelines on raw input files or texts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common import registry, tracking
+from common.errors import InputError
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read raw input rows from CSV, JSON lines (``.jsonl``/``.ndjson``), JSON or Parquet.
+
+    Raises:
+        InputError: for a missing file or an unknown format.
+    """
+    if not path.is_file():
+        raise InputError(f"Input file {path} does not exist.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        if suffix in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True)
+        if suffix == ".json":
+            return pd.read_json(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"Could not read {path}: {exc}") from exc
+    raise InputError(f"Unknown input format '{suffix}' for {path}: use .csv, .jsonl, .json or .parquet.")
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write predictions as CSV, or JSON lines when the suffix says so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def model_input(input_kind: str, frame: pd.DataFrame | None, texts: list[str] | None) -> Any:
+    """Turn a file's rows (or ``--text`` values) into what the project's pipeline takes."""
+    if texts:
+        if input_kind != "text":
+            raise InputError("--text is only for text projects (spam, sentiment).")
+        return list(texts)
+    if frame is None:
+        raise InputError("Give --input FILE" + (" or --text" if input_kind == "text" else "") + ".")
+    if input_kind == "text":
+        if "text" not in frame.columns:
+            raise InputError(f"Text input needs a 'text' column; found {list(frame.columns)}.")
+        return frame["text"].tolist()
+    if input_kind == "array":
+        return frame.select_dtypes("number").to_numpy()
+    if input_kind == "titles":
+        col = "title" if "title" in frame.columns else frame.columns[0]
+        return frame[col].astype(str).tolist()
+    return frame
+
+
+def predict_frame(model: Any, X: Any, target: str) -> pd.DataFrame:
+    """Predictions (plus class probabilities when the model has them) as a table."""
+    pred = model.predict(X)
+    if isinstance(pred, pd.DataFrame):
+        return pred
+    out = pd.DataFrame({target: np.asarray(pred)})
+    if hasattr(model, "predict_proba"):
+        try:
+            proba = np.asarray(model.predict_proba(X))
+            for i, cls in enumerate(getattr(model, "classes_", range(proba.shape[1]))):
+                out[f"proba_{cls}"] = proba[:, i]
+        except (AttributeError, NotImplementedError):
+            pass
+    return out
+
+
+def predict_cli(project: str, input_path: str | None = None, texts: list[str] | None = None,
+                version: str | None = None, alias: str | None = None, run_id: str | None = None) -> pd.DataFrame:
+    """Load a registered pipeline (the champion by default) and predict on a file or texts."""
+    spec = registry.get(project).spec
+    frame = read_table(Path(input_path)) if input_path else None
+    X = model_input(spec.input_kind, frame, texts)
+    model = tracking.load_model(spec.name, alias=alias, version=version, run_id=run_id, make_target=spec.make_target)
+    out = predict_frame(model, X, spec.target)
+    if frame is not None:
+        ids = [c for c in frame.columns if c.lower() in ("id", "textid", "customerid", "row")]
+        for col in reversed(ids):
+            out.insert(0, col, frame[col].to_numpy())
+    elif texts:
+        out.insert(0, "text", texts)
+    return out

@@ -1,0 +1,1 @@
+"""House prices (Kaggle / Ames): regression of SalePrice, scored as RMSE of log price."""
