@@ -102,6 +102,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_all(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.table import Table
+
+    from common import registry, train
+
+    rows, failed = [], 0
+    start_all = time.perf_counter()
+    for project in registry.all_projects():
+        spec = project.spec
+        for variant in spec.variants:
+            label = spec.name + ("" if not variant else " " + " ".join(f"{k}={v}" for k, v in variant.items()))
+            console.rule(label)
+            start = time.perf_counter()
+            try:
+                result = train.train(spec.name, {k: str(v) for k, v in variant.items()}, sample=args.sample,
+                                     data_dir=args.data_dir)
+            except MLProjectsError as exc:
+                failed += 1
+                console.print(f"[bold red]{label} skipped:[/] {exc}", highlight=False)
+                rows.append((label, spec.primary_metric, "-", "-", "-", f"skipped: {str(exc)[:60]}"))
+                continue
+            _print_result(result, spec)
+            base = [f"{k.removeprefix('baseline_').split('_')[0]} {_fmt(v)}" for k, v in result.metrics.items()
+                    if k.startswith("baseline_") and k.endswith("_" + spec.primary_metric)]
+            champion = "champion" if result.promotion and result.promotion.promoted else "challenger"
+            rows.append((label, spec.primary_metric, _fmt(result.primary), ", ".join(base),
+                         f"{time.perf_counter() - start:.0f}s", f"v{result.version} {champion}"))
+    table = Table(title=f"mlprojects: {len(rows)} runs in {time.perf_counter() - start_all:.0f}s")
+    for col in ("run", "primary metric", "model", "baselines", "time", "registry"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    return 1 if failed and failed == len(rows) else 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from common import predict
 
@@ -158,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     common_run_args(p)
     p.add_argument("--all-variants", action="store_true", help="evaluate every variant the project declares")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-all", help="train every project's variants and print a summary (make all)")
+    p.add_argument("--sample", type=int, default=None, metavar="N", help="use only N rows per project")
+    p.add_argument("--data-dir", default=None, help="folder in mirror layout to read data from")
+    p.set_defaults(func=cmd_train_all)
 
     p = sub.add_parser("predict", help="predict with a registered pipeline (the champion by default)")
     p.add_argument("project")

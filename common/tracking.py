@@ -182,7 +182,7 @@ def signature_for(input_example: Any, output_example: Any) -> Any:
 
     if isinstance(input_example, pd.DataFrame):
         inputs = Schema([ColSpec(AnyType(), str(c), required=True) for c in input_example.columns])
-        return ModelSignature(inputs=inputs, outputs=infer_signature(input_example, output_example).outputs)
+        return ModelSignature(inputs=inputs, outputs=infer_signature(output_example).inputs)
     return infer_signature(input_example, output_example)
 
 

@@ -78,6 +78,7 @@ class RunResult:
     version: str | None = None
     promotion: tracking.Promotion | None = None
     notes: list[str] = field(default_factory=list)
+    model: Any = field(default=None, repr=False)
 
     @property
     def primary(self) -> float:
@@ -248,6 +249,7 @@ def run(
     log_model: bool = True,
     force_promote: bool = False,
     run_name: str | None = None,
+    dataset: Dataset | None = None,
 ) -> RunResult:
     """Evaluate a project and (when ``log_model``) fit, log, register and maybe promote its pipeline.
 
@@ -259,13 +261,17 @@ def run(
         log_model: False evaluates only: metrics and plots are logged, no model is registered.
         force_promote: make the new version champion regardless of its score.
         run_name: the MLflow run name.
+        dataset: use this already-loaded dataset instead of calling the loader (tests, notebooks).
     """
     import mlflow
 
     project = get(name)
     spec = project.spec
     params, data_params = spec.resolve_params(overrides)
-    ds = load_dataset(project, data_params, sample=sample, data_dir=data_dir)
+    if dataset is None:
+        ds = load_dataset(project, data_params, sample=sample, data_dir=data_dir)
+    else:
+        ds = splits.subsample(dataset, sample, spec.split) if sample else dataset
     tracking.experiment(spec)
     variant = "-".join(f"{v}" for k, v in sorted((overrides or {}).items())) or "default"
     with tempfile.TemporaryDirectory(prefix=f"mlprojects-{spec.name}-") as tmp, mlflow.start_run(
@@ -285,7 +291,8 @@ def run(
                 metrics |= project.report(ctx, outcome.model, outcome.X_test, outcome.y_test) or {}
         metrics["fit_seconds"] = outcome.fit_seconds
         metrics["primary_metric"] = metrics.get(spec.primary_metric, float("nan"))
-        result = RunResult(spec.name, active.info.run_id, metrics, {**params, **data_params}, notes=list(ds.notes))
+        result = RunResult(spec.name, active.info.run_id, metrics, {**params, **data_params}, notes=list(ds.notes),
+                           model=outcome.model)
         if log_model and outcome.model is not None:
             metrics["model_size_mb"] = tracking.model_size_mb(outcome.model)
             _write_predictions(ctx, outcome.model)

@@ -1,0 +1,82 @@
+# mlprojects: `make all` trains the collection, `make test` runs the tests. `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MLP := $(BIN)/mlprojects
+# The embedded MLflow store lives in the checkout unless MLFLOW_TRACKING_URI says otherwise.
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+# A local mirror of the datasets (laid out like ../shared/data) is used when it exists.
+ifneq ($(wildcard ../shared/data/MANIFEST.md),)
+export MLPROJECTS_DATA_DIR ?= $(abspath ../shared/data)
+endif
+EXTRAS ?= dev
+ARGS ?=
+PROJECT ?= house_prices
+PORT ?= 5001
+
+.DEFAULT_GOAL := help
+.PHONY: help venv all test test-fast lint format clean ui serve report bench \
+        house-prices spam sentiment stocks recommender churn mnist
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $@
+
+venv: $(VENV)/.installed ## create .venv and install the package (EXTRAS=dev by default)
+
+all: venv ## train every project on its default configuration and print a summary
+	$(MLP) train-all $(ARGS)
+
+test: venv ## run the test suite (real-data tests run when MLPROJECTS_DATA_DIR is set)
+	$(BIN)/pytest -q $(ARGS)
+
+test-fast: venv ## run the tests without the slow and real-data ones
+	$(BIN)/pytest -q -m "not slow and not realdata" $(ARGS)
+
+lint: venv ## ruff over the code
+	$(BIN)/ruff check common projects tests
+
+format: venv ## ruff format and fix
+	$(BIN)/ruff check --fix common projects tests
+
+house-prices: venv ## train house_prices (Kaggle Ames regression)
+	$(MLP) train house_prices --all-variants $(ARGS)
+
+spam: venv ## train spam (SMS spam classification)
+	$(MLP) train spam --all-variants $(ARGS)
+
+sentiment: venv ## train sentiment (tweet sentiment, 3 classes)
+	$(MLP) train sentiment --all-variants $(ARGS)
+
+stocks: venv ## train stocks (next-day forecasting, walk-forward)
+	$(MLP) train stocks --all-variants $(ARGS)
+
+recommender: venv ## train recommender (content-based movies, evaluated on MovieLens users)
+	$(MLP) train recommender --all-variants $(ARGS)
+
+churn: venv ## train churn (IBM Telco churn classification)
+	$(MLP) train churn --all-variants $(ARGS)
+
+mnist: venv ## train mnist (digits: xgboost, classical, cnn)
+	$(MLP) train mnist --all-variants $(ARGS)
+
+bench: venv ## benchmark a project: make bench PROJECT=house_prices
+	$(MLP) bench $(PROJECT) $(ARGS)
+
+ui: venv ## open the MLflow UI on the same store (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
+
+serve: venv ## serve a project's champion over REST: make serve PROJECT=spam [PORT=5001]
+	$(BIN)/mlflow models serve -m "models:/$(PROJECT)@champion" --env-manager local --host 127.0.0.1 --port $(PORT)
+
+clean: ## remove caches and build files (keeps .venv, mlflow.db and data/raw)
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
