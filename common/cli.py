@@ -81,12 +81,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = Table(title="mlprojects")
     for col in ("project", "make target", "task", "primary metric", "description"):
         table.add_column(col)
-    for project in registry.all_projects():
-        s = project.spec
+    broken = []
+    for name in registry.names():
+        try:
+            s = registry.get(name).spec
+        except MLProjectsError as exc:
+            broken.append(str(exc))
+            table.add_row(name, "-", "-", "-", "[red]broken (see below)[/]")
+            continue
         arrow = "higher" if s.greater_is_better else "lower"
         table.add_row(s.name, f"make {s.make_target}", s.task, f"{s.primary_metric} ({arrow} is better)", s.title)
     console.print(table)
-    return 0
+    for message in broken:
+        console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return 2 if broken else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -228,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MLProjectsError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         if args.debug:
             traceback.print_exc()
         return exc.exit_code
@@ -240,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         console.print(
             f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}\n"
-            "Run again with --debug for the full traceback.", highlight=False,
+            "Run again with --debug for the full traceback.", highlight=False, soft_wrap=True,
         )
         return 1
 

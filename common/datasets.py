@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "MLPROJECTS_DATA_DIR"
 CACHE_DIR_ENV = "MLPROJECTS_CACHE_DIR"
+OFFLINE_ENV = "MLPROJECTS_OFFLINE"  # set to 1 to never download (tests, air-gapped machines)
 _CHUNK = 1 << 16
 
 
@@ -200,6 +201,9 @@ def resolve(spec: DataFile, explicit: str | os.PathLike[str] | None = None, down
     if cached.is_file():
         return _verify(spec, cached, "cache")
     errors: list[str] = []
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        download = False
+        errors.append(f"downloads are disabled ({OFFLINE_ENV} is set)")
     if download:
         for source in spec.sources:
             try:

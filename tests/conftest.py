@@ -17,6 +17,8 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPROJECTS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("MLPROJECTS_DATA_DIR", raising=False)
+    # Tests never reach the network; the download tests re-enable downloads against a local server.
+    monkeypatch.setenv("MLPROJECTS_OFFLINE", "1")
 
 
 @pytest.fixture
