@@ -32,8 +32,12 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv and install the package (EXTRAS=dev by default)
 
-all: venv ## train every project on its default configuration and print a summary
+all: venv ## train every project on its default configuration, then write and print the report
 	$(MLP) train-all $(ARGS)
+	$(MLP) report
+
+report: venv ## write reports/leaderboard.md and reports/index.html from the champions
+	$(MLP) report
 
 test: venv ## run the test suite (real-data tests run when MLPROJECTS_DATA_DIR is set)
 	$(BIN)/pytest -q $(ARGS)
@@ -75,7 +79,7 @@ ui: venv ## open the MLflow UI on the same store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
 
 serve: venv ## serve a project's champion over REST: make serve PROJECT=spam [PORT=5001]
-	$(BIN)/mlflow models serve -m "models:/$(PROJECT)@champion" --env-manager local --host 127.0.0.1 --port $(PORT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow models serve -m "models:/$(PROJECT)@champion" --env-manager local --host 127.0.0.1 --port $(PORT)
 
 clean: ## remove caches and build files (keeps .venv, mlflow.db and data/raw)
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

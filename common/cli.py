@@ -174,6 +174,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from common import report
+
+    md, page, rows = report.write(Path(args.out) if args.out else None)
+    report.print_rows(rows)
+    console.print(f"Wrote {md} and {page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -219,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alias", default=None, help="registered model alias (default champion)")
     p.add_argument("--run-id", default=None, help="use the model logged by this run")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("report", help="write reports/leaderboard.md and reports/index.html from the champions")
+    p.add_argument("--out", default=None, help="output folder (default reports/ in the checkout)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="measure fit time, predict latency, throughput, memory and model size")
     common_run_args(p)
