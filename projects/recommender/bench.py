@@ -1,0 +1,220 @@
+"""Recommender benchmark: fit time, memory and query latency on TMDB 5000, and a scaling run to 1M films.
+
+``mlprojects bench recommender`` measures the real catalogue (fit, peak RSS, single-title query latency,
+model size, the dense N x N matrix it avoids) and then a scaling series on generated catalogues. Each
+scaling size runs in a fresh subprocess, so its peak memory is its own. Choose the sizes with
+``RECOMMENDER_BENCH_SIZES=10000,100000`` (default 10k, 100k and 1M; empty skips the series), or run the
+series alone: ``python -m projects.recommender.bench --sizes 10000,100000,1000000 --markdown scaling.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from common import tracking
+from common.console import step
+from common.train import Context
+
+log = logging.getLogger(__name__)
+
+SIZES_ENV = "RECOMMENDER_BENCH_SIZES"
+DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    """This process's resident memory now (MiB; Linux /proc, else the peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
+
+
+def matrix_mb(m: Any) -> float:
+    """Memory of a dense or sparse matrix (MiB)."""
+    if hasattr(m, "indptr"):
+        return (m.data.nbytes + m.indices.nbytes + m.indptr.nbytes) / 2**20
+    return np.asarray(m).nbytes / 2**20
+
+
+def _latencies(fn: Any, args: Sequence[Any]) -> np.ndarray:
+    fn(args[0])  # warm-up
+    out = np.empty(len(args))
+    for i, a in enumerate(args):
+        t0 = time.perf_counter()
+        fn(a)
+        out[i] = (time.perf_counter() - t0) * 1000
+    return out
+
+
+def query_latency(model: Any, repeats: int = 200, seed: int = 0) -> dict[str, float]:
+    """p50/p95 of one top-10 query for a random catalogue film, by position and by title (with lookup)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, model.n_items_, repeats)
+    core = _latencies(lambda p: model.recommend_positions([np.array([p])], 10), picks)
+    titles = [model.titles_[p] for p in picks]
+    full = _latencies(lambda t: model.recommend(t, k=10), titles)
+    typos = [t.lower()[:-1] for t in titles[: max(repeats // 4, 1)]]
+    fuzzy = _latencies(lambda t: model.recommend(t, k=10), typos)
+    return {
+        "query_p50_ms": float(np.percentile(core, 50)),
+        "query_p95_ms": float(np.percentile(core, 95)),
+        "recommend_title_p50_ms": float(np.percentile(full, 50)),
+        "recommend_title_p95_ms": float(np.percentile(full, 95)),
+        "recommend_typo_p50_ms": float(np.percentile(fuzzy, 50)),
+    }
+
+
+def bench(ctx: Context) -> dict[str, Any]:
+    """Benchmark the real catalogue, then the scaling series (sizes from ``RECOMMENDER_BENCH_SIZES``)."""
+    ds = ctx.dataset
+    catalogue, ratings = ds.X, ds.extras.get("ratings")
+    n = len(catalogue)
+    out: dict[str, Any] = {"rss_before_fit_mb": current_rss_mb()}
+    with step(f"Bench: content-only fit on {n} films"):
+        t0 = time.perf_counter()
+        content = ctx.build(mode="content").fit(catalogue)
+        out["fit_content_seconds"] = time.perf_counter() - t0
+    with step(f"Bench: default ({ctx.params.get('mode')}) fit on {n} films"
+              + (f" and {len(ratings):,} ratings" if ratings is not None else "")):
+        t0 = time.perf_counter()
+        model = ctx.build().fit(catalogue, ratings=ratings)
+        out["fit_seconds"] = time.perf_counter() - t0
+    out["fit_peak_rss_mb"] = peak_rss_mb()
+    with step("Bench: query latency"):
+        out |= query_latency(model)
+        out |= {f"content_{k}": v for k, v in query_latency(content, repeats=100).items() if k.startswith("query")}
+    with step(f"Bench: all {n} films' top 10 in batches"):
+        t0 = time.perf_counter()
+        model.kneighbors(None, n_neighbors=10)
+        out["batch_queries_per_s"] = n / (time.perf_counter() - t0)
+    out["model_size_mb"] = tracking.model_size_mb(model)
+    out["item_matrix_mb"] = matrix_mb(model.item_vectors_)
+    out["dense_nxn_float64_mb"] = n * n * 8 / 2**20  # what the seed's cosine_similarity matrix takes
+    sizes = sizes_from_env()
+    if sizes:
+        rows = scaling(sizes)
+        for row in rows:
+            for key, value in row.items():
+                if key != "n" and isinstance(value, int | float):
+                    out[f"scale_{row['n']}_{key}"] = value
+        table = scaling_markdown(rows)
+        ctx.artifact("scaling.md").write_text(table + "\n")
+        log.info("scaling benchmark:\n%s", table)
+    return out
+
+
+def sizes_from_env() -> list[int]:
+    """Catalogue sizes of the scaling series (``RECOMMENDER_BENCH_SIZES``, comma separated; empty skips)."""
+    raw = os.environ.get(SIZES_ENV)
+    if raw is None:
+        return list(DEFAULT_SIZES)
+    return [int(float(s)) for s in raw.replace(" ", "").split(",") if s]
+
+
+# --------------------------------------------------------------------------------------------- scaling
+def measure_one(n: int, seed: int = 0, repeats: int = 50) -> dict[str, Any]:
+    """Fit the content recommender on a generated catalogue of ``n`` films and measure it (run in a fresh process)."""
+    from projects.recommender import synthetic
+    from projects.recommender.pipeline import build_pipeline
+
+    t0 = time.perf_counter()
+    cat = synthetic.catalogue(n, seed=seed)
+    gen_s = time.perf_counter() - t0
+    rss_data = current_rss_mb()
+    model = build_pipeline(mode="content")
+    t0 = time.perf_counter()
+    model.fit(cat)
+    fit_s = time.perf_counter() - t0
+    rss_fit_peak = peak_rss_mb()
+    del cat
+    lat = query_latency(model, repeats=repeats, seed=seed)
+    index = model.title_index_
+    return {
+        "n": n,
+        "generate_seconds": gen_s,
+        "fit_seconds": fit_s,
+        "rss_data_mb": rss_data,
+        "peak_rss_mb": max(rss_fit_peak, peak_rss_mb()),
+        "fit_extra_rss_mb": rss_fit_peak - rss_data,
+        "item_matrix_mb": matrix_mb(model.item_vectors_),
+        "item_nnz": int(getattr(model.item_vectors_, "nnz", np.asarray(model.item_vectors_).size)),
+        "title_index_mb": matrix_mb(index.grams_) + sum(len(k) for k in index.keys_) / 2**20,
+        "dense_nxn_float32_gb": n * n * 4 / 2**30,
+        **lat,
+    }
+
+
+def scaling(sizes: Sequence[int], timeout: float = 3600) -> list[dict[str, Any]]:
+    """Run ``measure_one`` for each size in its own subprocess (clean peak memory per size)."""
+    rows = []
+    for n in sizes:
+        with step(f"Bench: scaling, generated catalogue of {n:,} films"):
+            proc = subprocess.run([sys.executable, "-m", "projects.recommender.bench", "--one", str(n)],
+                                  capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            log.warning("scaling run for %d films failed: %s", n, proc.stderr.strip()[-800:])
+            continue
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def scaling_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The scaling series as a Markdown table."""
+    head = ("| films | fit (s) | peak RSS (MiB) | of which fit (MiB) | item matrix (MiB) | title index (MiB) "
+            "| query p50 (ms) | query p95 (ms) | by title p50 (ms) | dense N x N float32 |")
+    lines = [head, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        dense = r["dense_nxn_float32_gb"]
+        dense_txt = f"{dense * 1024:,.0f} MiB" if dense < 1 else f"{dense:,.0f} GiB"
+        lines.append(
+            f"| {r['n']:,} | {r['fit_seconds']:.1f} | {r['peak_rss_mb']:,.0f} | {r['fit_extra_rss_mb']:,.0f} "
+            f"| {r['item_matrix_mb']:,.0f} | {r['title_index_mb']:,.0f} | {r['query_p50_ms']:.1f} "
+            f"| {r['query_p95_ms']:.1f} | {r['recommend_title_p50_ms']:.1f} | {dense_txt} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m projects.recommender.bench``: the scaling series (or one size, as JSON, with --one)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--one", type=int, default=None, help="measure one size and write JSON to stdout")
+    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="comma-separated sizes")
+    parser.add_argument("--markdown", default=None, help="write the table to this file")
+    parser.add_argument("--json", default=None, help="write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    if args.one is not None:
+        sys.stdout.write(json.dumps(measure_one(args.one)) + "\n")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    rows = scaling([int(float(s)) for s in args.sizes.split(",") if s])
+    table = scaling_markdown(rows)
+    if args.markdown:
+        with open(args.markdown, "w") as fh:
+            fh.write(table + "\n")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+    sys.stdout.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,538 @@
+"""The recommender estimator: content vectors, a quality prior and item-item collaborative filtering, blended.
+
+Nothing here is ever N x N. Items are rows of a content matrix (sparse TF-IDF, or dense LSA vectors) with
+unit length, so the cosine similarity of a query to every item is one matrix-vector product (O(N)), and
+the top k come from ``argpartition``. A user's history is one weighted sum of item vectors, so the summed
+similarity to the history costs the same. The collaborative signal works the same way on an items x users
+matrix built from training ratings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.base import BaseEstimator, clone
+
+from common.errors import InputError
+from projects.recommender import protocol
+from projects.recommender.features import as_catalogue, build_content_features, release_year
+from projects.recommender.lookup import Match, TitleIndex
+
+log = logging.getLogger(__name__)
+
+OUTPUT_COLUMNS = ["query", "match", "status", "rank", "id", "title", "year", "score"]
+COMPONENTS = ("content", "quality", "cf")
+
+
+def weighted_rating(vote_average: np.ndarray, vote_count: np.ndarray, quantile: float = 0.9) -> np.ndarray:
+    """IMDb's vote-weighted rating: each film's mean vote shrunk towards the catalogue mean.
+
+    ``m`` (the votes needed to trust a mean) is the ``quantile`` of the vote counts and ``C`` the mean
+    vote over the catalogue, both learned from the catalogue being fitted (the usual formula).
+    """
+    R = np.nan_to_num(np.asarray(vote_average, dtype=float), nan=0.0)
+    v = np.clip(np.nan_to_num(np.asarray(vote_count, dtype=float), nan=0.0), 0, None)
+    m = float(np.quantile(v, quantile)) if len(v) else 0.0
+    C = float(R.mean()) if len(R) else 0.0
+    if m <= 0:
+        return R
+    return v / (v + m) * R + m / (v + m) * C
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(x)), float(np.max(x))
+    return np.zeros_like(x, dtype=np.float32) if hi <= lo else ((x - lo) / (hi - lo)).astype(np.float32)
+
+
+def simplex_grid(step: float = 0.1, n: int = 3) -> list[tuple[float, ...]]:
+    """All weight vectors of ``n`` non-negative parts summing to one, on a grid of ``step``."""
+    units = int(round(1 / step))
+    out = []
+    for combo in itertools.product(range(units + 1), repeat=n):
+        if sum(combo) == units:
+            out.append(tuple(c / units for c in combo))
+    return out
+
+
+class MovieRecommender(BaseEstimator):
+    """Recommends catalogue films similar to a title (or to a list of titles a user liked).
+
+    Args:
+        features: the unfitted content pipeline (raw catalogue -> unit-length item vectors); None uses
+            ``build_content_features()``.
+        mode: ``content`` (text similarity only) or ``hybrid`` (content + quality prior + item-item
+            collaborative filtering when ratings are given to ``fit``).
+        n_recommendations: k of ``predict`` and the default of ``recommend``.
+        recency: half-life, in history items, of a user's likes (0 weighs every like the same); only
+            matters for lists of titles.
+        prior_quantile: the vote-count quantile that sets the weighted rating's ``m``.
+        content_weight, quality_weight, cf_weight: the hybrid blend when it is not tuned.
+        tune: choose the hybrid blend weights on validation users carved out of the ratings given to
+            ``fit`` (their likes split 80/20 in time order), never on anything held out from ``fit``.
+        tune_step: grid step of the weight search on the simplex.
+        cf_signal: which ratings make the item-item signal: ``rated`` (any rating), ``liked`` (>= the
+            like threshold) or ``centered`` (rating minus the user's mean, positive part).
+        neighbors: with > 0, each liked film contributes only its ``neighbors`` most similar films
+            (item-kNN aggregation); 0 sums the similarity to every film.
+        like_threshold: a rating at or above it is a like.
+        val_min_liked: validation users need at least this many likes.
+        batch_size: queries scored at once (bounds memory at ``batch_size x N`` floats).
+    """
+
+    def __init__(self, features: Any = None, mode: str = "hybrid", n_recommendations: int = 10,
+                 recency: float = 0.0, prior_quantile: float = 0.9, content_weight: float = 0.5,
+                 quality_weight: float = 0.5, cf_weight: float = 0.0, tune: bool = True, tune_step: float = 0.1,
+                 cf_signal: str = "rated", neighbors: int = 0, like_threshold: float = 4.0,
+                 val_min_liked: int = 5, batch_size: int = 256) -> None:
+        self.features = features
+        self.mode = mode
+        self.n_recommendations = n_recommendations
+        self.recency = recency
+        self.prior_quantile = prior_quantile
+        self.content_weight = content_weight
+        self.quality_weight = quality_weight
+        self.cf_weight = cf_weight
+        self.tune = tune
+        self.tune_step = tune_step
+        self.cf_signal = cf_signal
+        self.neighbors = neighbors
+        self.like_threshold = like_threshold
+        self.val_min_liked = val_min_liked
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------------------------------- fitting
+    def fit(self, X: Any, y: Any = None, ratings: pd.DataFrame | None = None) -> MovieRecommender:
+        """Learn item vectors and the quality prior from the catalogue ``X`` (raw TMDB columns).
+
+        Args:
+            X: the catalogue; needs ``id`` and ``title``, uses overview, tagline, genres, keywords,
+                release_date, vote_average and vote_count when present.
+            y: ignored (a recommender has no target column).
+            ratings: optional ``userId, id, rating, timestamp`` rows (``id`` = catalogue id). In hybrid
+                mode they make the collaborative signal and, with ``tune``, choose the blend weights.
+        """
+        if self.mode not in ("content", "hybrid"):
+            raise InputError(f"mode must be 'content' or 'hybrid'; got {self.mode!r}.")
+        catalogue = as_catalogue(X)
+        features = clone(self.features) if self.features is not None else build_content_features()
+        vectors = features.fit_transform(catalogue)
+        self.features_ = features
+        self.item_vectors_ = vectors.tocsr().astype(np.float32) if sparse.issparse(vectors) else np.ascontiguousarray(vectors, dtype=np.float32)
+        self.ids_ = catalogue["id"].to_numpy(dtype=np.int64)
+        self.titles_ = [t if isinstance(t, str) else str(t) for t in catalogue["title"].tolist()]
+        dates = catalogue["release_date"] if "release_date" in catalogue else pd.Series([None] * len(catalogue))
+        self.years_ = np.asarray([release_year(d) for d in dates], dtype=np.int64)
+        votes = catalogue["vote_count"].to_numpy(dtype=float) if "vote_count" in catalogue else np.zeros(len(catalogue))
+        means = catalogue["vote_average"].to_numpy(dtype=float) if "vote_average" in catalogue else np.zeros(len(catalogue))
+        self.votes_ = np.nan_to_num(votes, nan=0.0)
+        self.quality_ = _minmax(weighted_rating(means, self.votes_, self.prior_quantile))
+        alt = catalogue["original_title"].tolist() if "original_title" in catalogue else None
+        self.title_index_ = TitleIndex(self.titles_, self.years_, self.votes_, alt)
+        self.id_pos_ = {int(i): p for p, i in enumerate(self.ids_)}
+        self.n_items_ = len(self.ids_)
+        self.cf_ = None
+        self.validation_: dict[str, float] = {}
+        self.weights_ = self._default_weights(with_cf=False)
+        if self.mode == "hybrid" and ratings is not None:
+            clean = self._check_ratings(ratings)
+            if len(clean):
+                if self.tune:
+                    self.weights_, self.validation_ = self._tune(clean)
+                else:
+                    self.weights_ = self._default_weights(with_cf=True)
+                self.cf_ = self._cf_matrix(clean)
+        self._prepare_columns()
+        return self
+
+    def _default_weights(self, with_cf: bool) -> dict[str, float]:
+        if self.mode == "content":
+            return {"content": 1.0, "quality": 0.0, "cf": 0.0}
+        w = np.array([self.content_weight, self.quality_weight, self.cf_weight if with_cf else 0.0], dtype=float)
+        w = np.clip(w, 0, None)
+        w = w / w.sum() if w.sum() > 0 else np.array([1.0, 0.0, 0.0])
+        return dict(zip(COMPONENTS, map(float, w), strict=True))
+
+    def _check_ratings(self, ratings: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(ratings, pd.DataFrame):
+            raise InputError(f"ratings must be a DataFrame with columns {protocol.RATING_COLUMNS}.")
+        missing = [c for c in protocol.RATING_COLUMNS if c not in ratings.columns]
+        if missing:
+            raise InputError(f"ratings lack column(s) {', '.join(missing)}; need {protocol.RATING_COLUMNS}.")
+        known = ratings["id"].isin(self.id_pos_.keys())
+        return ratings.loc[known, protocol.RATING_COLUMNS]
+
+    def _cf_matrix(self, ratings: pd.DataFrame) -> sparse.csr_matrix:
+        """Items x users, rows scaled to unit length (so a row dot product is an item-item cosine)."""
+        r = ratings
+        if self.cf_signal == "liked":
+            r = r[r["rating"] >= self.like_threshold]
+            values = np.ones(len(r), dtype=np.float32)
+        elif self.cf_signal == "centered":
+            centred = r["rating"] - r.groupby("userId")["rating"].transform("mean")
+            keep = centred > 0
+            r, values = r[keep], centred[keep].to_numpy(dtype=np.float32)
+        else:
+            values = np.ones(len(r), dtype=np.float32)
+        users, uidx = np.unique(r["userId"].to_numpy(), return_inverse=True)
+        rows = r["id"].map(self.id_pos_).to_numpy(dtype=np.int64)
+        mat = sparse.csr_matrix((values, (rows, uidx)), shape=(self.n_items_, len(users)), dtype=np.float32)
+        norms = np.sqrt(np.asarray(mat.multiply(mat).sum(axis=1)).ravel())
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        return sparse.csr_matrix(sparse.diags(scale.astype(np.float32)) @ mat)
+
+    def _tune(self, ratings: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+        """Pick blend weights by NDCG@10 on validation users (their likes split 80/20 in time order).
+
+        The collaborative matrix used here is built without each validation user's validation period,
+        exactly as the evaluation protocol does for test users. To keep the grid search fast, each user's
+        candidates are the union of the top ``pool`` films of every signal: a film outside all of them
+        practically never enters a blend's top 10.
+        """
+        splits = protocol.user_splits(ratings, self.id_pos_, self.like_threshold, min_liked=self.val_min_liked)
+        if len(splits) < 5:
+            log.info("too few validation users (%d) to tune the blend; using the default weights", len(splits))
+            return self._default_weights(with_cf=True), {}
+        cf = self._cf_matrix(protocol.training_ratings(ratings, splits))
+        histories = [s.history for s in splits]
+        targets = protocol.target_matrix(splits, self.n_items_)
+        comps = self._components(histories, cf)
+        n_users = len(splits)
+        comps["quality"] = np.broadcast_to(comps["quality"], (n_users, self.n_items_))
+        pool = min(200, self.n_items_ - 1)
+        cand = np.hstack([protocol.top_k(comps[c].copy(), pool, histories) for c in COMPONENTS])
+        cand = np.sort(cand, axis=1)
+        dup = np.zeros(cand.shape, dtype=bool)
+        dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
+        small = {c: np.take_along_axis(comps[c], cand, axis=1) for c in COMPONENTS}
+        hit = np.take_along_axis(targets, cand, axis=1)
+        discount = 1.0 / np.log2(np.arange(2, 12))
+        n_rel = np.minimum(targets.sum(axis=1), 10)
+        ideal = np.cumsum(discount)[n_rel - 1]
+        best, best_score, scores = None, -1.0, {}
+        for w in simplex_grid(self.tune_step, 3):
+            total = w[0] * small["content"] + w[1] * small["quality"] + w[2] * small["cf"]
+            total[dup] = -np.inf
+            top = protocol.top_k(total, 10)
+            ndcg = float(np.mean((np.take_along_axis(hit, top, axis=1) * discount).sum(axis=1) / ideal))
+            scores[w] = ndcg
+            if ndcg > best_score + 1e-12:
+                best, best_score = w, ndcg
+        weights = dict(zip(COMPONENTS, map(float, best), strict=True))
+        info = {"val_users": float(n_users), "val_ndcg_at_10": best_score,
+                "val_content_only_ndcg_at_10": scores.get((1.0, 0.0, 0.0), float("nan"))}
+        log.info("blend weights chosen on %d validation users: %s (NDCG@10 %.4f)", n_users, weights, best_score)
+        return weights, info
+
+    # ------------------------------------------------------------------------------------------- scoring
+    def _history_matrix(self, histories: list[np.ndarray]) -> sparse.csr_matrix:
+        rows, cols, vals = [], [], []
+        for i, items in enumerate(histories):
+            items = np.asarray(items, dtype=np.int64)
+            if self.recency > 0 and len(items) > 1:
+                age = np.arange(len(items) - 1, -1, -1, dtype=float)
+                w = 0.5 ** (age / self.recency)
+            else:
+                w = np.ones(len(items))
+            rows.append(np.full(len(items), i))
+            cols.append(items)
+            vals.append(w)
+        if not rows:
+            return sparse.csr_matrix((0, self.n_items_), dtype=np.float32)
+        return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                 shape=(len(histories), self.n_items_), dtype=np.float32)
+
+    def _similarity(self, W: sparse.csr_matrix, M: Any, columns: sparse.csc_matrix | None = None) -> np.ndarray:
+        """Weighted sum over each query's items of their cosine similarity to every item.
+
+        With ``neighbors > 0`` only each history item's ``neighbors`` most similar films count (item-kNN
+        aggregation, which favours specific similarity over the centre of a long history); otherwise the
+        sum runs over all films, which is one product with the weighted sum of the history vectors.
+        """
+        if self.neighbors <= 0:
+            # The weighted history sum as a dense profile, then one (sparse or dense) matrix-vector product
+            # per query: O(nnz(M)) instead of a sparse-sparse product.
+            profile = W @ M
+            profile = profile.toarray() if sparse.issparse(profile) else np.asarray(profile, dtype=np.float32)
+            if columns is not None and W.shape[0] <= 8:
+                # A few queries: only the columns (terms, users) the profile uses are read, so the cost
+                # is the number of films sharing a term with the query, not every stored value.
+                out = np.empty((W.shape[0], M.shape[0]), dtype=np.float32)
+                for i in range(W.shape[0]):
+                    nz = np.flatnonzero(profile[i])
+                    out[i] = columns[:, nz] @ profile[i, nz]
+                return out
+            return np.ascontiguousarray(np.asarray(M @ profile.T.astype(np.float32), dtype=np.float32).T)
+        coo = W.tocoo()
+        rows_out = np.zeros((W.shape[0], M.shape[0]), dtype=np.float32)
+        k = min(self.neighbors, M.shape[0])
+        step = max(1, int(2**25 // max(M.shape[0], 1)))  # history rows per block: ~128 MiB of similarities
+        for start in range(0, coo.nnz, step):
+            sl = slice(start, start + step)
+            items, users, weights = coo.col[sl], coo.row[sl], coo.data[sl]
+            sims = M[items] @ M.T
+            sims = np.asarray(sims.todense() if sparse.issparse(sims) else sims, dtype=np.float32)
+            sims[np.arange(len(items)), items] = 0.0
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            vals = np.take_along_axis(sims, top, axis=1) * weights[:, None]
+            np.add.at(rows_out, (np.repeat(users, k), top.ravel()), vals.ravel())
+        return rows_out
+
+    def _prepare_columns(self) -> None:
+        """Column-major copies of the sparse matrices, for fast single queries (rebuilt on load, not saved)."""
+        V = self.item_vectors_
+        self._item_columns = V.tocsc() if sparse.issparse(V) else None
+        self._cf_columns = self.cf_.tocsc() if self.cf_ is not None else None
+
+    def _components(self, histories: list[np.ndarray], cf: sparse.csr_matrix | None) -> dict[str, np.ndarray]:
+        """Per-query score vectors of each signal, each scaled to a maximum of 1 outside the history."""
+        W = self._history_matrix(histories)
+        own_cf = cf is not None and cf is self.cf_
+        out = {"content": self._similarity(W, self.item_vectors_, getattr(self, "_item_columns", None))}
+        if cf is not None:
+            out["cf"] = self._similarity(W, cf, getattr(self, "_cf_columns", None) if own_cf else None)
+        for name in out:
+            mat = out[name]
+            for i, items in enumerate(histories):
+                mat[i, np.asarray(items, dtype=np.int64)] = 0.0
+            top = mat.max(axis=1, keepdims=True)
+            np.divide(mat, top, out=mat, where=top > 0)
+        out["quality"] = self.quality_[None, :]
+        return out
+
+    def _blend(self, comps: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+        total = np.zeros_like(comps["content"])
+        for name, w in weights.items():
+            if w and name in comps:
+                total += np.float32(w) * comps[name]
+        return total
+
+    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        """Blended scores (queries x items) for lists of catalogue positions; history items are not masked."""
+        self._check_fitted()
+        return self._blend(self._components(histories, self.cf_), self.weights_)
+
+    def recommend_positions(self, histories: list[np.ndarray], k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` catalogue positions and scores for each list of liked positions, excluding the list itself.
+
+        Queries are scored in batches of ``batch_size``, so memory stays at ``batch_size x N`` floats.
+        """
+        self._check_fitted()
+        k = min(self.n_recommendations if k is None else int(k), max(self.n_items_ - 1, 1))
+        all_pos, all_scores = [], []
+        for start in range(0, len(histories), self.batch_size):
+            chunk = [np.asarray(h, dtype=np.int64) for h in histories[start:start + self.batch_size]]
+            scores = self.score_histories(chunk)
+            pos = protocol.top_k(scores, k, chunk)
+            all_pos.append(pos)
+            all_scores.append(np.take_along_axis(scores, pos, axis=1))
+        if not all_pos:
+            return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
+        return np.vstack(all_pos), np.vstack(all_scores)
+
+    # --------------------------------------------------------------------------------------- public API
+    def resolve(self, query: Any) -> Match:
+        """Find the catalogue film a title (or TMDB id) means; never raises for an unknown title."""
+        self._check_fitted()
+        if isinstance(query, int | np.integer) and not isinstance(query, bool):
+            pos = self.id_pos_.get(int(query), -1)
+            return Match(query, pos, "id" if pos >= 0 else "not_found")
+        if isinstance(query, float | np.floating) and np.isfinite(query) and float(query).is_integer():
+            return self.resolve(int(query))
+        # A title first ("2012" and "300" are films), then a TMDB id given as text, then typo correction.
+        match = self.title_index_.lookup(query, fuzzy=False)
+        if match.found:
+            return match
+        if isinstance(query, str) and query.strip().isdigit():
+            pos = self.id_pos_.get(int(query.strip()), -1)
+            if pos >= 0:
+                return Match(query, pos, "id")
+        return self.title_index_.lookup(query)
+
+    def recommend(self, title_or_id: Any, k: int | None = None) -> pd.DataFrame:
+        """The ``k`` films most like one title (or TMDB id), best first.
+
+        Returns:
+            A table with columns ``query, match, status, rank, id, title, year, score``. An unknown title
+            gives its closest catalogue titles instead, with ``status == "not_found"`` and the title
+            similarity as score.
+        """
+        return self._table([title_or_id], k)
+
+    def recommend_from(self, liked: Iterable[Any], k: int | None = None) -> pd.DataFrame:
+        """The ``k`` films to suggest to someone who liked every title (or id) in ``liked``, in that order.
+
+        Titles that cannot be resolved are skipped (and logged); the liked films are never recommended.
+        """
+        self._check_fitted()
+        positions = []
+        for q in liked:
+            m = self.resolve(q)
+            if m.found:
+                positions.append(m.position)
+            else:
+                log.warning("skipping %r: no such title in the catalogue", q)
+        if not positions:
+            return self._table([], k)
+        pos, scores = self.recommend_positions([np.asarray(positions)], k)
+        label = "; ".join(self._label(p) for p in positions)
+        return pd.DataFrame({"query": [label] * pos.shape[1], "match": [label] * pos.shape[1],
+                             "status": ["profile"] * pos.shape[1], "rank": np.arange(1, pos.shape[1] + 1),
+                             "id": self.ids_[pos[0]], "title": [self.titles_[p] for p in pos[0]],
+                             "year": self.years_[pos[0]], "score": np.round(scores[0].astype(np.float64), 6)},
+                            columns=OUTPUT_COLUMNS)
+
+    def kneighbors(self, X: Any = None, n_neighbors: int | None = None,
+                   return_distance: bool = True) -> Any:
+        """Nearest catalogue films for each query, like ``NearestNeighbors.kneighbors``.
+
+        Args:
+            X: titles or TMDB ids (a list, or a DataFrame with a ``title`` column); None means every
+                catalogue film (each is excluded from its own neighbours).
+            n_neighbors: k (default ``n_recommendations``).
+            return_distance: also return ``1 - score``.
+
+        Returns:
+            ``(distances, indices)`` or ``indices``: arrays of shape (queries, k) of catalogue positions
+            (``ids_[indices]`` are TMDB ids). A query that matches no title gets -1 indices and inf
+            distances.
+        """
+        self._check_fitted()
+        if X is None:
+            positions = list(range(self.n_items_))
+        else:
+            positions = [self.resolve(q).position for q in _queries(X)]
+        k = min(self.n_recommendations if n_neighbors is None else int(n_neighbors), max(self.n_items_ - 1, 1))
+        ind = np.full((len(positions), k), -1, dtype=np.int64)
+        dist = np.full((len(positions), k), np.inf, dtype=np.float32)
+        found = [i for i, p in enumerate(positions) if p >= 0]
+        if found:
+            pos, scores = self.recommend_positions([np.array([positions[i]]) for i in found], k)
+            ind[found], dist[found] = pos, 1.0 - scores
+        return (dist, ind) if return_distance else ind
+
+    def predict(self, X: Any) -> pd.DataFrame:
+        """Top-``n_recommendations`` films for each title in ``X``, as one long table.
+
+        Args:
+            X: titles or TMDB ids: a list, a Series, or a DataFrame with a ``title`` (or ``id``) column.
+
+        Returns:
+            Columns ``query, match, status, rank, id, title, year, score`` (``k`` rows per query). A title
+            that matches nothing gives its closest catalogue titles with ``status == "not_found"``.
+        """
+        return self._table(_queries(X), None)
+
+    def transform(self, X: Any) -> Any:
+        """Unit-length content vectors of raw catalogue rows (new films can be compared with the catalogue)."""
+        self._check_fitted()
+        return self.features_.transform(as_catalogue(X))
+
+    # --------------------------------------------------------------------------------------- persistence
+    # Titles and the id lookup are saved as arrays (the dict is rebuilt on load): skops, the safe format the
+    # model is logged in, writes Python containers item by item, which is slow for thousands of entries.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # object.__getstate__ may return the live __dict__
+        state.pop("id_pos_", None)
+        state.pop("_item_columns", None)
+        state.pop("_cf_columns", None)
+        if "titles_" in state:
+            state["titles_"] = np.array(state["titles_"], dtype=str)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if isinstance(state.get("titles_"), np.ndarray):
+            state["titles_"] = state["titles_"].tolist()
+        super().__setstate__(state)
+        if "ids_" in state:
+            self.id_pos_ = {int(i): p for p, i in enumerate(self.ids_.tolist())}
+            self._prepare_columns()
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_vectors_"):
+            raise InputError("This recommender is not fitted yet: call fit(catalogue) first.")
+
+    def _label(self, pos: int) -> str:
+        year = self.years_[pos]
+        return f"{self.titles_[pos]} ({year})" if year else self.titles_[pos]
+
+    def _table(self, queries: list[Any], k: int | None) -> pd.DataFrame:
+        """One long table for many queries, built column-wise in one go (pandas construction dominates
+        the latency of a single query otherwise)."""
+        self._check_fitted()
+        matches = [self.resolve(q) for q in queries]
+        found = [m.position for m in matches if m.found]
+        recs, scores = self.recommend_positions([np.array([p]) for p in found], k) if found else (None, None)
+        cols: dict[str, list[Any]] = {c: [] for c in OUTPUT_COLUMNS}
+        j = 0
+        for m in matches:
+            if m.found:
+                pos, score, match, status = recs[j], scores[j], self._label(m.position), m.status
+                j += 1
+            elif m.suggestions:
+                pos = np.array([p for p, _ in m.suggestions], dtype=np.int64)
+                score, match, status = np.array([s for _, s in m.suggestions]), "", "not_found"
+            else:
+                cols["query"].append(str(m.query))
+                cols["match"].append("")
+                cols["status"].append("not_found")
+                cols["rank"].append(np.zeros(1, dtype=np.int64))
+                cols["id"].append(np.full(1, -1, dtype=np.int64))
+                cols["title"].append("")
+                cols["year"].append(np.zeros(1, dtype=np.int64))
+                cols["score"].append(np.zeros(1))
+                continue
+            n = len(pos)
+            cols["query"].extend([str(m.query)] * n)
+            cols["match"].extend([match] * n)
+            cols["status"].extend([status] * n)
+            cols["rank"].append(np.arange(1, n + 1, dtype=np.int64))
+            cols["id"].append(self.ids_[pos])
+            cols["title"].extend(self.titles_[p] for p in pos)
+            cols["year"].append(self.years_[pos])
+            cols["score"].append(np.round(np.asarray(score, dtype=np.float64), 6))
+        data = {}
+        for c in OUTPUT_COLUMNS:
+            if c in _NUMERIC:
+                data[c] = np.concatenate(cols[c]) if cols[c] else np.empty(0, dtype=_NUMERIC[c])
+            else:
+                data[c] = cols[c]
+        return pd.DataFrame(data)
+
+
+_NUMERIC = {"rank": np.int64, "id": np.int64, "year": np.int64, "score": np.float64}
+
+
+def _queries(X: Any) -> list[Any]:
+    """The titles/ids in any reasonable container.
+
+    Raises:
+        InputError: for a table with no usable column or an unsupported type.
+    """
+    if isinstance(X, pd.DataFrame):
+        for col in ("title", "query", "id"):
+            if col in X.columns:
+                return X[col].tolist()
+        if X.shape[1] == 1:
+            return X.iloc[:, 0].tolist()
+        raise InputError(
+            f"Give the recommender a 'title' column (titles or TMDB ids); got columns {list(X.columns)}."
+        )
+    if isinstance(X, pd.Series):
+        return X.tolist()
+    if isinstance(X, str | int | np.integer):
+        return [X]
+    if isinstance(X, dict):
+        return _queries(pd.DataFrame(X if isinstance(next(iter(X.values()), None), list) else [X]))
+    if isinstance(X, np.ndarray):
+        return X.ravel().tolist()
+    if isinstance(X, list | tuple):
+        return list(X)
+    raise InputError(f"The recommender takes titles (a list, or a DataFrame with a 'title' column); got {type(X).__name__}.")
