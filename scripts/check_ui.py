@@ -69,7 +69,7 @@ def check(expected: list[str], tracking_uri: str, screenshot: Path | None = None
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while True:
             try:
                 with urllib.request.urlopen(base + "/health", timeout=2):

@@ -50,7 +50,7 @@ def _serve(project: str, tmp_path: Path):
         env={**os.environ, "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}"}, stdout=open(tmp_path / "serve.log", "wb"), stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
+    deadline = time.time() + 300  # generous: imports are slow on a loaded 2-core machine
     while time.time() < deadline:
         if proc.poll() is not None:
             raise AssertionError("server exited:\n" + (tmp_path / "serve.log").read_text()[-3000:])
