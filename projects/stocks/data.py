@@ -113,13 +113,13 @@ def read_bars(path: Path, where: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def validate(frame: pd.DataFrame, where: str) -> list[str]:
+def validate(frame: pd.DataFrame, where: str) -> tuple[pd.DataFrame, list[str]]:
     """Check bars are usable: unique sorted dates, positive prices, no unexplained gaps.
 
     Rows with a missing price are dropped (yfinance occasionally returns them) and reported in the notes.
 
     Returns:
-        Notes for the user (dropped rows, suspicious bars).
+        The bars without such rows, and notes for the user (dropped rows, suspicious bars).
 
     Raises:
         DataError: naming the offending dates.
@@ -160,9 +160,7 @@ def validate(frame: pd.DataFrame, where: str) -> list[str]:
             f"first from {before} to {after}. Markets do not close that long: the file is missing bars. "
             "Fetch the ticker again (delete the cached file) or choose a range without the gap."
         )
-    if missing.any():
-        frame.drop(index=frame.index[missing.to_numpy()], inplace=True)
-    return notes
+    return ok.reset_index(drop=True), notes
 
 
 def _covers(frame: pd.DataFrame, end: pd.Timestamp) -> bool:
@@ -179,8 +177,7 @@ def _from_file(path: Path, ticker: str, origin: str) -> Bars:
             f"The file is corrupt or not the mirror's copy; restore it, or put your own download at "
             f"{cache_dir() / relative_path(ticker)} (cached files are schema-checked instead)."
         )
-    frame = read_bars(path)
-    notes = validate(frame, str(path))
+    frame, notes = validate(read_bars(path), str(path))
     return Bars(frame, FileInfo(path=str(path), sha256=digest, origin=origin), notes)
 
 
@@ -323,8 +320,8 @@ def locate(ticker: str, end: pd.Timestamp, data_dir: str | os.PathLike[str] | No
             f"No daily bars for {ticker}: not found in {' or '.join(looked)}, and {exc} Offline, set "
             f"{DATA_DIR_ENV} to a mirror holding {rel} (the shared mirror has AAPL, MSFT, AMZN, GOOG and SPY)."
         ) from exc
-    frame = read_bars(Path(info.path))
-    return Bars(frame, info, validate(frame, info.path) + [f"downloaded {ticker} with yfinance to {info.path}"])
+    frame, notes = validate(read_bars(Path(info.path)), info.path)
+    return Bars(frame, info, [*notes, f"downloaded {ticker} with yfinance to {info.path}"])
 
 
 def load(data_dir: str | Path | None = None, ticker: str = "AAPL", start: str = "2015-01-01",
