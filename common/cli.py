@@ -137,8 +137,9 @@ def cmd_train_all(args: argparse.Namespace) -> int:
             base = [f"{k.removeprefix('baseline_').split('_')[0]} {_fmt(v)}" for k, v in result.metrics.items()
                     if k.startswith("baseline_") and k.endswith("_" + spec.primary_metric)]
             champion = "champion" if result.promotion and result.promotion.promoted else "challenger"
+            registry_text = f"v{result.version} {champion}" if result.version else "not registered (comparison run)"
             rows.append((label, spec.primary_metric, _fmt(result.primary), ", ".join(base),
-                         f"{time.perf_counter() - start:.0f}s", f"v{result.version} {champion}"))
+                         f"{time.perf_counter() - start:.0f}s", registry_text))
     table = Table(title=f"mlprojects: {len(rows)} runs in {time.perf_counter() - start_all:.0f}s")
     for col in ("run", "primary metric", "model", "baselines", "time", "registry"):
         table.add_column(col)

@@ -89,7 +89,7 @@ def predict_cli(project: str, input_path: str | None = None, texts: list[str] | 
     model = tracking.load_model(spec.name, alias=alias, version=version, run_id=run_id, make_target=spec.make_target)
     out = predict_frame(model, X, spec.target)
     if frame is not None:
-        ids = [c for c in frame.columns if c.lower() in ("id", "textid", "customerid", "row")]
+        ids = [c for c in frame.columns if c.lower() in ("id", "textid", "customerid", "row", "date")]
         for col in reversed(ids):
             out.insert(0, col, frame[col].to_numpy())
     elif texts:
