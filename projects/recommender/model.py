@@ -257,17 +257,23 @@ class MovieRecommender(BaseEstimator):
         if self.neighbors <= 0:
             # The weighted history sum as a dense profile, then one (sparse or dense) matrix-vector product
             # per query: O(nnz(M)) instead of a sparse-sparse product.
-            profile = W @ M
-            profile = profile.toarray() if sparse.issparse(profile) else np.asarray(profile, dtype=np.float32)
-            if columns is not None and W.shape[0] <= 8:
-                # A few queries: only the columns (terms, users) the profile uses are read, so the cost
-                # is the number of films sharing a term with the query, not every stored value.
-                out = np.empty((W.shape[0], M.shape[0]), dtype=np.float32)
-                for i in range(W.shape[0]):
-                    nz = np.flatnonzero(profile[i])
-                    out[i] = columns[:, nz] @ profile[i, nz]
-                return out
-            return np.ascontiguousarray(np.asarray(M @ profile.T.astype(np.float32), dtype=np.float32).T)
+            out = np.empty((W.shape[0], M.shape[0]), dtype=np.float32)
+            # Dense profiles are (queries x features): take queries in blocks to bound that memory.
+            block = max(1, min(W.shape[0], 2**22 // max(M.shape[1], 1)))
+            for start in range(0, W.shape[0], block):
+                rows = slice(start, start + block)
+                profile = W[rows] @ M
+                profile = profile.toarray() if sparse.issparse(profile) else np.asarray(profile)
+                profile = profile.astype(np.float32, copy=False)
+                if columns is not None and profile.shape[0] <= 8:
+                    # A few queries: only the columns (terms, users) the profile uses are read, so the
+                    # cost is the number of films sharing a term with the query, not every stored value.
+                    for i in range(profile.shape[0]):
+                        nz = np.flatnonzero(profile[i])
+                        out[start + i] = columns[:, nz] @ profile[i, nz]
+                else:
+                    out[rows] = np.asarray(M @ profile.T, dtype=np.float32).T
+            return out
         coo = W.tocoo()
         rows_out = np.zeros((W.shape[0], M.shape[0]), dtype=np.float32)
         k = min(self.neighbors, M.shape[0])

@@ -133,6 +133,12 @@ def top_k(scores: np.ndarray, k: int, exclude: list[np.ndarray] | None = None) -
             if len(items):
                 scores[i, items] = -np.inf
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    out = np.empty((scores.shape[0], k), dtype=np.int64)
+    # Row blocks keep the temporary (rows x items) index array small.
+    block = max(1, 2**21 // max(scores.shape[1], 1))
+    for start in range(0, scores.shape[0], block):
+        chunk = scores[start:start + block]
+        part = np.argpartition(-chunk, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(chunk, part, axis=1), axis=1, kind="stable")
+        out[start:start + block] = np.take_along_axis(part, order, axis=1)
+    return out
