@@ -1,0 +1,52 @@
+"""spam pipeline: raw text in, ``"spam"``/``"ham"`` out (calibrated probabilities via ``predict_proba``).
+
+Word 1-2-grams and character 2-5-grams within word boundaries (robust to "FR33", "txt", "£1000") feed a
+linear model that the last step chooses by inner CV, calibrates, and thresholds so that blocked ham stays
+rare. Every step is fitted only on the rows given to ``fit``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from projects.spam.model import CalibratedThresholdClassifier
+from projects.spam.text import TextInput
+from projects.spam.text import signature_example as _text_signature
+
+# Words plus the currency signs and "!" that spam leans on (the default pattern drops them).
+WORD_PATTERN = r"(?u)\b\w+\b|[£$€!]"
+
+
+def build_pipeline(
+    candidates: tuple[str, ...] = ("svc:0.3", "svc:1", "svc:3", "logreg:10", "logreg:30"),
+    max_ham_blocked: float = 0.001,
+    word_ngrams: int = 2,
+    char_ngrams: int = 5,
+    inner_cv: int = 5,
+    max_chars: int = 20_000,
+) -> Pipeline:
+    """An unfitted spam pipeline from raw text.
+
+    Args:
+        candidates: linear models the inner CV chooses from (``svc:C`` or ``logreg:C``).
+        max_ham_blocked: the largest share of ham the threshold may block on the training folds.
+        word_ngrams: longest word n-gram.
+        char_ngrams: longest character n-gram (within word boundaries).
+        inner_cv: folds of the inner CV (model choice, threshold) and of the calibration.
+        max_chars: longer messages are cut to this many characters.
+    """
+    features = FeatureUnion([
+        ("word", TfidfVectorizer(ngram_range=(1, word_ngrams), token_pattern=WORD_PATTERN, sublinear_tf=True)),
+        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, char_ngrams), min_df=2, sublinear_tf=True)),
+    ])
+    model = CalibratedThresholdClassifier(candidates=tuple(candidates), max_ham_blocked=max_ham_blocked,
+                                          pos_label="spam", cv=inner_cv, calibration_cv=inner_cv)
+    return Pipeline([("input", TextInput(max_chars=max_chars)), ("features", features), ("model", model)])
+
+
+def signature_example(X: Any) -> Any:
+    """The MLflow input example: a DataFrame with a ``text`` column."""
+    return _text_signature(X)
