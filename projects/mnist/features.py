@@ -1,0 +1,147 @@
+"""Checking raw digit images and the stateless image transforms that live inside the pipelines.
+
+Everything here is a fixed function of one image (scaling, deskewing, shifting): nothing is estimated
+from other rows, so these steps cannot leak between training and test rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from common.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SIDE = 28
+N_PIXELS = SIDE * SIDE
+_EXPECTED = (
+    "mnist expects an (n, 28, 28) or (n, 784) array (or a table of 784 numeric pixel columns) of grey "
+    "values 0-255, one row per image"
+)
+_R = np.arange(SIDE, dtype=np.float32)
+_CHUNK = 4096  # images per block: keeps the temporaries in cache and memory flat on large inputs
+
+
+def as_images(X: Any) -> np.ndarray:
+    """Raw input -> (n, 28, 28) float32 grey values in [0, 255].
+
+    Accepts an (n, 28, 28) or (n, 784) array-like of numbers 0-255, or a DataFrame of 784 numeric columns
+    (how MLflow's pyfunc and ``mlprojects predict`` pass tables).
+
+    Raises:
+        InputError: for any other shape, non-numeric or non-finite values, or values outside 0-255.
+    """
+    if hasattr(X, "to_numpy") and hasattr(X, "columns"):
+        X = X.to_numpy()
+    try:
+        arr = np.asarray(X)
+        if arr.dtype.kind not in "uif":
+            arr = arr.astype(np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{_EXPECTED}; got values that are not numbers ({exc}).") from None
+    if arr.ndim == 2 and arr.shape[1] == N_PIXELS:
+        arr = arr.reshape(-1, SIDE, SIDE)
+    elif not (arr.ndim == 3 and arr.shape[1:] == (SIDE, SIDE)):
+        hint = " For a single image use x.reshape(1, 784)." if arr.shape in ((N_PIXELS,), (SIDE, SIDE)) else ""
+        raise InputError(f"{_EXPECTED}; got an array of shape {arr.shape}.{hint}")
+    if arr.shape[0] == 0:
+        raise InputError(f"{_EXPECTED}; got no images.")
+    images = arr.astype(np.float32, copy=False)
+    if arr.dtype.kind == "f" and not np.isfinite(images).all():
+        raise InputError(f"{_EXPECTED}; got NaN or infinite values.")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0 or hi > 255:
+        raise InputError(f"{_EXPECTED}; got values from {lo:g} to {hi:g}.")
+    if arr.dtype.kind == "f" and 0 < hi <= 1.0:
+        log.warning("mnist input looks scaled to 0-1 already; the pipelines expect raw grey values 0-255")
+    return images
+
+
+def deskew(images: np.ndarray) -> np.ndarray:
+    """Straighten slanted digits and centre them on their centre of mass (bilinear resampling).
+
+    The classic moment-based deskew: the horizontal shear that removes the correlation between a digit's
+    rows and columns, i.e. reading the input at ``(r - 14 + m_r, c - 14 + m_c + alpha (r - 14))``. Because
+    it is a row shift followed by a per-row column shift, it runs as two 1-D linear interpolations.
+
+    Args:
+        images: (n, 28, 28) grey values.
+
+    Returns:
+        (n, 28, 28) float32 deskewed images on the same scale.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.shape[0] > _CHUNK:
+        return np.concatenate([deskew(images[i:i + _CHUNK]) for i in range(0, images.shape[0], _CHUNK)])
+    n = images.shape[0]
+    rows, cols = images.sum(axis=2), images.sum(axis=1)
+    total = rows.sum(axis=1)
+    total = np.where(total > 0, total, 1.0)
+    m_r, m_c = rows @ _R / total, cols @ _R / total
+    d_r, d_c = _R[None, :] - m_r[:, None], _R[None, :] - m_c[:, None]
+    var_r = (rows * d_r**2).sum(axis=1) / total
+    cov = np.einsum("nij,ni,nj->n", images, d_r, d_c, optimize=True) / total
+    alpha = np.where(var_r > 1e-3, cov / np.maximum(var_r, 1e-3), 0.0).astype(np.float32)
+    # Rows: out1[n, r, :] = images[n, r - 14 + m_r, :] (zero padding outside the frame).
+    pos = _R[None, :] + (m_r - SIDE / 2)[:, None]
+    i0 = np.floor(pos).astype(np.intp)
+    frac = (pos - i0).astype(np.float32)[:, :, None]
+    padded = np.zeros((n, SIDE + 2, SIDE), np.float32)
+    padded[:, 1:-1] = images
+    idx = np.arange(n)[:, None]
+    a, b = padded[idx, np.clip(i0 + 1, 0, SIDE + 1)], padded[idx, np.clip(i0 + 2, 0, SIDE + 1)]
+    out1 = a + frac * (b - a)
+    # Columns: out[n, r, c] = out1[n, r, c - 14 + m_c + alpha (r - 14)].
+    shift = alpha[:, None] * (_R[None, :] - SIDE / 2) + (m_c - SIDE / 2)[:, None]
+    pos = _R[None, None, :] + shift[:, :, None]
+    j0 = np.floor(pos).astype(np.intp)
+    frac = (pos - j0).astype(np.float32)
+    padded = np.zeros((n, SIDE, SIDE + 2), np.float32)
+    padded[:, :, 1:-1] = out1
+    a = np.take_along_axis(padded, np.clip(j0 + 1, 0, SIDE + 1), axis=2)
+    b = np.take_along_axis(padded, np.clip(j0 + 2, 0, SIDE + 1), axis=2)
+    return a + frac * (b - a)
+
+
+def shift(images: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """Images moved ``dr`` rows down and ``dc`` columns right, with zeros shifted in."""
+    out = np.zeros_like(images)
+    src_r, dst_r = slice(max(-dr, 0), SIDE - max(dr, 0)), slice(max(dr, 0), SIDE - max(-dr, 0))
+    src_c, dst_c = slice(max(-dc, 0), SIDE - max(dc, 0)), slice(max(dc, 0), SIDE - max(-dc, 0))
+    out[:, dst_r, dst_c] = images[:, src_r, src_c]
+    return out
+
+
+class PixelScaler(TransformerMixin, BaseEstimator):
+    """Check raw images and scale grey values 0-255 to 0-1 (a fixed scale: nothing is learned).
+
+    Args:
+        flatten: return (n, 784) rows for tabular models; else (n, 28, 28) images.
+    """
+
+    def __init__(self, flatten: bool = True) -> None:
+        self.flatten = flatten
+
+    def fit(self, X: Any, y: Any = None) -> PixelScaler:
+        as_images(X)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        images = as_images(X) / np.float32(255.0)
+        return images.reshape(len(images), -1) if self.flatten else images
+
+
+class Deskew(TransformerMixin, BaseEstimator):
+    """Check raw images, deskew and centre each one, scale to 0-1 and flatten to (n, 784)."""
+
+    def fit(self, X: Any, y: Any = None) -> Deskew:
+        as_images(X)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        images = deskew(as_images(X)) / np.float32(255.0)
+        return images.reshape(len(images), -1)
