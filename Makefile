@@ -10,7 +10,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 ifneq ($(wildcard ../shared/data/MANIFEST.md),)
 export MLPROJECTS_DATA_DIR ?= $(abspath ../shared/data)
 endif
-EXTRAS ?= dev
+EXTRAS ?= dev,cnn
 ARGS ?=
 PROJECT ?= house_prices
 PORT ?= 5001
@@ -30,7 +30,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	@touch $@
 
-venv: $(VENV)/.installed ## create .venv and install the package (EXTRAS=dev by default)
+venv: $(VENV)/.installed ## create .venv and install the package (EXTRAS=dev,cnn by default)
 
 all: venv ## train every project on its default configuration, then write and print the report
 	$(MLP) train-all $(ARGS)
