@@ -50,6 +50,22 @@ def _minmax(x: np.ndarray) -> np.ndarray:
     return np.zeros_like(x, dtype=np.float32) if hi <= lo else ((x - lo) / (hi - lo)).astype(np.float32)
 
 
+def _gather(M: sparse.csr_matrix | sparse.csc_matrix, major: np.ndarray, weights: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted sum of some rows of a CSR matrix (or columns of a CSC one), as (indices, values).
+
+    Indices may repeat (``np.bincount`` adds them up); the cost is the number of stored values read.
+    """
+    starts, ends = M.indptr[major], M.indptr[np.asarray(major) + 1]
+    lens = ends - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
+    values = M.data[offsets].astype(np.float64) * np.repeat(np.asarray(weights, dtype=np.float64), lens)
+    return M.indices[offsets], values
+
+
 def simplex_grid(step: float = 0.1, n: int = 3) -> list[tuple[float, ...]]:
     """All weight vectors of ``n`` non-negative parts summing to one, on a grid of ``step``."""
     units = int(round(1 / step))
@@ -258,6 +274,16 @@ class MovieRecommender(BaseEstimator):
             # The weighted history sum as a dense profile, then one (sparse or dense) matrix-vector product
             # per query: O(nnz(M)) instead of a sparse-sparse product.
             out = np.empty((W.shape[0], M.shape[0]), dtype=np.float32)
+            if columns is not None and W.shape[0] <= 8 and sparse.issparse(M):
+                # A few queries: only the columns (terms, users) the profile uses are read, so the cost
+                # is the number of films sharing a term with the query, not every stored value; done on
+                # the raw arrays because scipy's per-call overhead would dominate at this size.
+                for i in range(W.shape[0]):
+                    a, b = W.indptr[i], W.indptr[i + 1]
+                    feats, weights = _gather(M, W.indices[a:b], W.data[a:b])
+                    items, values = _gather(columns, feats, weights)
+                    out[i] = np.bincount(items, weights=values, minlength=M.shape[0])
+                return out
             # Dense profiles are (queries x features): take queries in blocks to bound that memory.
             block = max(1, min(W.shape[0], 2**22 // max(M.shape[1], 1)))
             for start in range(0, W.shape[0], block):
@@ -265,14 +291,7 @@ class MovieRecommender(BaseEstimator):
                 profile = W[rows] @ M
                 profile = profile.toarray() if sparse.issparse(profile) else np.asarray(profile)
                 profile = profile.astype(np.float32, copy=False)
-                if columns is not None and profile.shape[0] <= 8:
-                    # A few queries: only the columns (terms, users) the profile uses are read, so the
-                    # cost is the number of films sharing a term with the query, not every stored value.
-                    for i in range(profile.shape[0]):
-                        nz = np.flatnonzero(profile[i])
-                        out[start + i] = columns[:, nz] @ profile[i, nz]
-                else:
-                    out[rows] = np.asarray(M @ profile.T, dtype=np.float32).T
+                out[rows] = np.asarray(M @ profile.T, dtype=np.float32).T
             return out
         coo = W.tocoo()
         rows_out = np.zeros((W.shape[0], M.shape[0]), dtype=np.float32)
