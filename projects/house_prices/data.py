@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import DataError
 from common.datasets import DataFile, Dataset, Source, check_columns, read_csv, resolve
+from common.errors import DataError
 from projects.house_prices.features import NUMERIC, RAW_COLUMNS
 
 _KAGGLE = "competition:house-prices-advanced-regression-techniques"
