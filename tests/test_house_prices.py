@@ -211,3 +211,19 @@ def test_real_cv_rmsle_meets_the_bar(real_data_dir) -> None:
     assert (fold >= 0).all() and np.isfinite(pred.astype(float)).all()  # every row scored out of fold
     metrics = cv_metrics("regression", ds.y, pred, None, fold, SPEC.primary_metric, None)
     assert metrics["cv_rmsle"] <= 0.118, f"cv_rmsle {metrics['cv_rmsle']:.4f} (took {elapsed:.0f} s)"
+
+
+def test_rbf_svr_predicts_like_libsvm() -> None:
+    from sklearn.svm import SVR
+
+    from projects.house_prices.pipeline import RBFSVR
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 12))
+    y = X[:, 0] + np.sin(X[:, 1]) + rng.normal(0, 0.1, 300)
+    ours = RBFSVR(C=10.0, gamma=0.05, epsilon=0.01).fit(X, y)
+    reference = SVR(C=10.0, gamma=0.05, epsilon=0.01).fit(X, y)
+    test = rng.normal(size=(5000, 12))  # more than one prediction chunk
+    np.testing.assert_allclose(ours.predict(test), reference.predict(test), atol=1e-9)
+    with pytest.raises(ParameterError, match="RBF"):
+        RBFSVR(kernel="linear").fit(X, y)
