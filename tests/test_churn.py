@@ -236,20 +236,28 @@ def test_kaggle_loader_without_files(tmp_path):
 
 
 @pytest.mark.slow
-def test_given_testing_file_protocol_reports_the_shift():
+def test_given_testing_file_protocol_reports_the_shift(tmp_path):
     """Kaggle with both files: CV on training, metrics on the testing file, churn-rate shift logged."""
-    from common import train
+    from common import registry
     from common.datasets import Dataset, generated
+    from common.train import Context
+    from projects.churn.evaluate import evaluate
 
-    tr, te = kaggle_frame(500, seed=1, churn_shift=0.8), kaggle_frame(300, seed=2)
+    tr, te = kaggle_frame(400, seed=1, churn_shift=0.8), kaggle_frame(250, seed=2)
     ds = Dataset(X=tr[KAGGLE_COLUMNS], y=tr["Churn"], X_test=te[KAGGLE_COLUMNS], y_test=te["Churn"],
                  files=[generated("kaggle-both")], name="kaggle")
-    result = train.run("churn", {"model": "gb", "inner_folds": 3, "gb_iter": 30}, dataset=ds, log_model=False)
-    m = result.metrics
+    project = registry.get("churn")
+    params, data_params = project.spec.resolve_params({"model": "gb", "inner_folds": 3, "gb_iter": 30})
+    outcome = evaluate(Context(project, params, data_params, ds, tmp_path))
+    m = outcome.metrics
     assert m["train_churn_rate"] == pytest.approx(tr["Churn"].mean())
     assert m["test_churn_rate"] == pytest.approx(te["Churn"].mean())
     assert m["cv_roc_auc"] > 0.7 and m["roc_auc"] > 0.7
-    assert "f1_prior_adjusted" in m and "baseline_logreg_roc_auc" in m
+    assert "f1_prior_adjusted" in m and "baseline_logreg_roc_auc" in m and "baseline_majority_cv_f1" in m
+    assert outcome.X_test is ds.X_test  # the given file, not a holdout
+    assert outcome.model[-1].selected_ == "gb"
+    for name in ("calibration.png", "gains.png", "threshold.png", "permutation_importance.csv", "cv_folds.csv"):
+        assert (tmp_path / name).is_file()
 
 
 # ------------------------------------------------------------------------------------------ real data

@@ -43,7 +43,7 @@ def telco_frame(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndar
     return frame, 1 / (1 + np.exp(-logit.to_numpy(dtype=float)))
 
 
-def generate(n: int = 700, seed: int = 0) -> Dataset:
+def generate(n: int = 500, seed: int = 0) -> Dataset:
     """``n`` labelled Telco-schema customers (about a quarter churn)."""
     rng = np.random.default_rng(seed)
     X, p = telco_frame(n, rng)
