@@ -39,8 +39,9 @@ all: venv ## train every project on its default configuration, then write and pr
 report: venv ## write reports/leaderboard.md and reports/index.html from the champions
 	$(MLP) report
 
+# Tests run in parallel workers (pytest -n); one OpenMP thread each avoids oversubscribing the cores.
 test: venv ## run the test suite (real-data tests run when MLPROJECTS_DATA_DIR is set)
-	$(BIN)/pytest -q $(ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/pytest -q $(ARGS)
 
 test-fast: venv ## run the tests without the slow and real-data ones
 	$(BIN)/pytest -q -m "not slow and not realdata" $(ARGS)
