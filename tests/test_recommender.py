@@ -118,8 +118,9 @@ def test_predict_accepts_lists_series_and_frames(tiny_model) -> None:
     a = tiny_model.predict(["Inception", "the matrix"])
     b = tiny_model.predict(pd.DataFrame({"title": ["Inception", "the matrix"]}))
     c = tiny_model.predict(pd.Series(["Inception", "the matrix"]))
-    pd.testing.assert_frame_equal(a, b)
-    pd.testing.assert_frame_equal(a, c)
+    d = tiny_model.predict(pd.DataFrame({"title": [["Inception"], ["the matrix"]]}))  # JSON "inputs" shape
+    for other in (b, c, d):
+        pd.testing.assert_frame_equal(a, other)
     assert len(a) == 2 * 10
     with pytest.raises(InputError):
         tiny_model.predict(pd.DataFrame({"a": [1], "b": [2]}))

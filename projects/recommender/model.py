@@ -536,11 +536,15 @@ _NUMERIC = {"rank": np.int64, "id": np.int64, "year": np.int64, "score": np.floa
 
 
 def _queries(X: Any) -> list[Any]:
-    """The titles/ids in any reasonable container.
+    """The titles/ids in any reasonable container (one-element lists inside, as JSON may give, unwrapped).
 
     Raises:
         InputError: for a table with no usable column or an unsupported type.
     """
+    return [q[0] if isinstance(q, list | tuple | np.ndarray) and len(q) == 1 else q for q in _values(X)]
+
+
+def _values(X: Any) -> list[Any]:
     if isinstance(X, pd.DataFrame):
         for col in ("title", "query", "id"):
             if col in X.columns:
@@ -555,7 +559,7 @@ def _queries(X: Any) -> list[Any]:
     if isinstance(X, str | int | np.integer):
         return [X]
     if isinstance(X, dict):
-        return _queries(pd.DataFrame(X if isinstance(next(iter(X.values()), None), list) else [X]))
+        return _values(pd.DataFrame(X if isinstance(next(iter(X.values()), None), list) else [X]))
     if isinstance(X, np.ndarray):
         return X.ravel().tolist()
     if isinstance(X, list | tuple):
