@@ -298,7 +298,10 @@ def run(
             _write_predictions(ctx, outcome.model)
             example = _signature_example(project, outcome.input_example)
             with step(f"Logging and registering the {spec.name} model"):
-                record = tracking.log_model(outcome.model, spec, example, np.asarray(outcome.model.predict(example)))
+                out = outcome.model.predict(example)
+                # A table output (the recommender's top-k) keeps its column types in the signature.
+                out = out if isinstance(out, pd.DataFrame) else np.asarray(out)
+                record = tracking.log_model(outcome.model, spec, example, out)
             result.model_uri, result.version = record.model_uri, record.version
             mlflow.set_tag("serialization", record.serialization)
         tracking.log_metrics(metrics)
