@@ -119,8 +119,8 @@ class HouseFeatures(TransformerMixin, BaseEstimator):
         for col in ZERO_WHEN_ABSENT:
             o[col] = _zero_nan(o[col])
         for col, scale in ORDINAL.items():
-            values = np.array([scale.get(v, np.nan) if isinstance(v, str) else np.nan for v in block[:, where[col]]],
-                              dtype=float)
+            values = np.array([scale.get(v, np.nan) if isinstance(v, str) else np.nan
+                               for v in block[:, where[col]]], dtype=float)
             o[col] = _zero_nan(values) if col in ABSENT_MEANS_NONE or col == "Fence" else values
         for col in NOMINAL:
             numeric = col in ("MSSubClass", "MoSold")
@@ -190,8 +190,8 @@ def _frame(columns: dict[str, np.ndarray], index: pd.Index) -> pd.DataFrame:
     nominal = [c for c, v in columns.items() if v.dtype == object]
     parts = [pd.DataFrame(np.column_stack([columns[c] for c in numeric]), columns=numeric, index=index)]
     if nominal:
-        parts.append(pd.DataFrame(np.column_stack([columns[c] for c in nominal]), columns=nominal, index=index,
-                                  dtype=object))
+        strings = np.column_stack([columns[c] for c in nominal])
+        parts.append(pd.DataFrame(strings, columns=nominal, index=index, dtype=object))
     return pd.concat(parts, axis=1)
 
 
@@ -340,8 +340,8 @@ class LinearDesign(TransformerMixin, BaseEstimator):
     def _columns(self) -> tuple[list[str], list[str]]:
         numeric = (list(self.numeric) if self.numeric is not None
                    else HouseFeatures.numeric_columns() + NEIGHBORHOOD_COLUMNS)
-        categorical = (list(self.nominal) if self.nominal is not None else HouseFeatures.nominal_columns()) + (
-            list(self.levels) if self.levels is not None else LEVELS)
+        nominal = list(self.nominal) if self.nominal is not None else HouseFeatures.nominal_columns()
+        categorical = nominal + (list(self.levels) if self.levels is not None else LEVELS)
         return numeric, categorical
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> LinearDesign:
@@ -373,7 +373,8 @@ class LinearDesign(TransformerMixin, BaseEstimator):
                 block[:, j], self.min_frequency)
         self.index_ = {col: {v: i for i, v in enumerate(cats)} for col, cats in self.categories_.items()}
         self.numeric_columns_, self.categorical_columns_ = numeric, categorical
-        self.n_features_out_ = len(numeric) + sum(len(v) + self.infrequent_[c] for c, v in self.categories_.items())
+        self.n_features_out_ = len(numeric) + sum(
+            len(v) + self.infrequent_[c] for c, v in self.categories_.items())
         return self
 
     def _numeric(self, values: np.ndarray, scale: bool = True) -> np.ndarray:
@@ -404,7 +405,8 @@ class LinearDesign(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         names = list(self.numeric_columns_)
         for col in self.categorical_columns_:
-            names += [f"{col}={v}" for v in self.categories_[col]] + ([f"{col}=infrequent"] if self.infrequent_[col] else [])
+            names += [f"{col}={v}" for v in self.categories_[col]]
+            names += [f"{col}=infrequent"] if self.infrequent_[col] else []
         return np.asarray(names, dtype=object)
 
 
@@ -425,7 +427,8 @@ class TreeDesign(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Any = None) -> TreeDesign:
         self.numeric_columns_ = (list(self.numeric) if self.numeric is not None
                                  else HouseFeatures.numeric_columns() + NEIGHBORHOOD_COLUMNS)
-        self.nominal_columns_ = list(self.nominal) if self.nominal is not None else HouseFeatures.nominal_columns()
+        self.nominal_columns_ = (list(self.nominal) if self.nominal is not None
+                                 else HouseFeatures.nominal_columns())
         self.columns_in_ = X.columns.tolist()
         self.numeric_positions_ = _positions(X, self.numeric_columns_, "TreeDesign")
         self.nominal_positions_ = _positions(X, self.nominal_columns_, "TreeDesign")

@@ -99,8 +99,9 @@ class RBFSVR(SVR):
     """``SVR`` with an RBF kernel whose predictions are computed in numpy.
 
     Fitting is libsvm's; prediction is the same sum over support vectors,
-    ``sum_i dual_coef_i * exp(-gamma * |x - sv_i|^2) + intercept``, as two matrix products: about 20 times
-    faster than libsvm's row-by-row loop for a large batch, and free of its per-call overhead for one row.
+    ``sum_i dual_coef_i * exp(-gamma * |x - sv_i|^2) + intercept``, as two matrix products: more than ten
+    times faster than libsvm's row-by-row loop for a large batch (about 1,100 support vectors here), and a
+    sixth of its time for one row.
     """
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> RBFSVR:
@@ -147,8 +148,9 @@ def _gbm(n_iter: int, seed: int = 0) -> Pipeline:
     return Pipeline([("design", design), ("model", model)])
 
 
-def build_pipeline(model: str = "blend", linear_alpha: float = 3e-4, svr_c: float = 20.0, gbm_iter: int = 1500,
-                   clip_quantile: float = 0.005, outlier_threshold: float = 3.5) -> TransformedTargetRegressor:
+def build_pipeline(model: str = "blend", linear_alpha: float = 3e-4, svr_c: float = 20.0,
+                   gbm_iter: int = 1500, clip_quantile: float = 0.005,
+                   outlier_threshold: float = 3.5) -> TransformedTargetRegressor:
     """An unfitted pipeline from raw Kaggle columns to SalePrice (learned in log space).
 
     Args:
