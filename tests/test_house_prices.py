@@ -227,3 +227,17 @@ def test_rbf_svr_predicts_like_libsvm() -> None:
     np.testing.assert_allclose(ours.predict(test), reference.predict(test), atol=1e-9)
     with pytest.raises(ParameterError, match="RBF"):
         RBFSVR(kernel="linear").fit(X, y)
+
+
+def test_non_numeric_value_in_numeric_column_is_an_input_error() -> None:
+    from common.errors import InputError
+    from projects.house_prices import synthetic
+    from projects.house_prices.features import HouseFeatures
+
+    rows = synthetic.generate(30).X.head(3).copy()
+    rows["GrLivArea"] = rows["GrLivArea"].astype(object)
+    rows.loc[rows.index[0], "GrLivArea"] = "big"
+    with pytest.raises(InputError, match="GrLivArea must be numeric"):
+        HouseFeatures().fit_transform(rows)
+    rows.loc[rows.index[0], "GrLivArea"] = "1500"  # numbers sent as text are accepted
+    assert HouseFeatures().fit_transform(rows)["GrLivArea"].iloc[0] == 1500.0

@@ -90,6 +90,11 @@ def test_serve_tabular_house_prices(tmp_path: Path) -> None:
         assert 400 <= status < 500
         assert "GrLivArea" in json.dumps(body)
 
+        wrong = rows.astype({"GrLivArea": object})
+        wrong.loc[wrong.index[0], "GrLivArea"] = "big"
+        status, body = _post(base + "/invocations", _split_payload(wrong))
+        assert 400 <= status < 500 and "GrLivArea must be numeric" in json.dumps(body)
+
         status, body = _post(base + "/invocations", {"nonsense": [1, 2]})
         assert 400 <= status < 500
     finally:

@@ -115,7 +115,7 @@ class HouseFeatures(TransformerMixin, BaseEstimator):
         where = {c: position[c] for c in RAW_COLUMNS}
         o: dict[str, np.ndarray] = {}
         for col in NUMERIC:
-            o[col] = _as_float(block[:, where[col]])
+            o[col] = _as_float(block[:, where[col]], col)
         for col in ZERO_WHEN_ABSENT:
             o[col] = _zero_nan(o[col])
         for col, scale in ORDINAL.items():
@@ -199,12 +199,23 @@ def _zero_nan(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), 0.0, values)
 
 
-def _as_float(values: np.ndarray) -> np.ndarray:
-    """An object column as floats; text that is not a number becomes NaN."""
+def _as_float(values: np.ndarray, column: str = "value") -> np.ndarray:
+    """A column as floats (numbers sent as text are fine; missing stays NaN).
+
+    Raises:
+        InputError: when a value is neither missing nor a number: a wrong type is the caller's error, and
+            silently imputing it would hide a broken client (the REST server answers 400 with this message).
+    """
     try:
         return values.astype(float)
     except (TypeError, ValueError):
-        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        series = pd.Series(values)
+        out = pd.to_numeric(series, errors="coerce")
+        bad = out.isna() & series.notna() & (series.astype(str).str.strip() != "")
+        if bad.any():
+            examples = series[bad].astype(str).head(3).tolist()
+            raise InputError(f"house_prices column {column} must be numeric; got {examples}.") from None
+        return out.to_numpy(dtype=float, na_value=np.nan)
 
 
 def _nominal(values: np.ndarray, numeric: bool, absent: str | None) -> np.ndarray:
