@@ -1,0 +1,1 @@
+"""Tweet sentiment (negative/neutral/positive) from the tweet's text only: never from ``selected_text``."""

@@ -1,0 +1,79 @@
+"""sentiment pipeline: raw tweets in, ``negative``/``neutral``/``positive`` out.
+
+Normalised, negation-marked word 1-3-grams, character 3-5-grams within word boundaries, and six lexicon
+polarity sums feed a class-balanced linear SVM (balanced weights lift macro-F1: neutral is the largest
+class). The input step reads only the text (a DataFrame's ``text`` column): nothing else, in particular
+not ``selected_text``, can reach the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
+
+from common.errors import ParameterError
+from projects.sentiment.features import LexiconScores, TweetNormalizer, strip_negation
+from projects.spam.text import TextInput
+from projects.spam.text import signature_example as _text_signature
+
+MODELS = ("svc", "calibrated_svc", "logreg")
+
+
+def build_pipeline(
+    model: str = "svc",
+    C: float = 0.1,
+    class_weight: str = "balanced",
+    word_ngrams: int = 3,
+    char_ngrams: int = 5,
+    min_df: int = 2,
+    negation: bool = True,
+    lexicon: bool = True,
+    max_chars: int = 2_000,
+) -> Pipeline:
+    """An unfitted sentiment pipeline from raw tweets.
+
+    Args:
+        model: ``svc`` (linear SVM), ``calibrated_svc`` (the same with sigmoid-calibrated
+            ``predict_proba``, 3-fold) or ``logreg``.
+        C: inverse regularisation strength.
+        class_weight: ``balanced`` or ``none``.
+        word_ngrams: longest word n-gram.
+        char_ngrams: longest character n-gram (from 3, within word boundaries).
+        min_df: n-grams seen in fewer training tweets are dropped.
+        negation: mark the scope of negations (``not good`` -> ``not good_neg``).
+        lexicon: add VADER lexicon polarity features.
+        max_chars: longer texts are cut (tweets are at most a few hundred characters).
+    """
+    if model not in MODELS:
+        raise ParameterError(f"sentiment model must be one of {', '.join(MODELS)}; got '{model}'.")
+    weights = None if class_weight in ("none", "", None) else class_weight
+    parts = [
+        ("words", TfidfVectorizer(ngram_range=(1, word_ngrams), token_pattern=r"\S+", lowercase=False,
+                                  min_df=min_df, sublinear_tf=True)),
+        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, char_ngrams), preprocessor=strip_negation,
+                                  min_df=min_df, sublinear_tf=True)),
+    ]
+    if lexicon:
+        parts.append(("lexicon", LexiconScores()))
+    if model == "logreg":
+        clf: Any = LogisticRegression(C=C, class_weight=weights, max_iter=1000, random_state=0)
+    else:
+        clf = LinearSVC(C=C, class_weight=weights, random_state=0)
+        if model == "calibrated_svc":
+            clf = CalibratedClassifierCV(clf, method="sigmoid", cv=3)
+    return Pipeline([
+        ("input", TextInput(max_chars=max_chars)),
+        ("normalize", TweetNormalizer(negation=negation)),
+        ("features", FeatureUnion(parts)),
+        ("model", clf),
+    ])
+
+
+def signature_example(X: Any) -> Any:
+    """The MLflow input example: a DataFrame with a ``text`` column only."""
+    return _text_signature(X)
