@@ -270,8 +270,8 @@ def test_real_files_parse_to_the_documented_facts(real_data_dir: Path) -> None:
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_real_classical_on_a_sample_beats_a_loose_floor(real_data_dir: Path) -> None:
-    # 8,000 training images (test shrunk in proportion to 1,333): the full run reaches >= 99%.
+    # 8,000 training images (test shrunk in proportion to 1,333), ~20 s: the full run reaches 99.17%.
     result = train.run("mnist", {"model": "classical"}, sample=8000)
     m = result.metrics
-    assert m["accuracy"] >= 0.965, m["accuracy"]
+    assert m["accuracy"] >= 0.97, m["accuracy"]  # measured 0.9797
     assert m["baseline_majority_accuracy"] < 0.2

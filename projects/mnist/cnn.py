@@ -111,7 +111,7 @@ class KerasCNN(ClassifierMixin, BaseEstimator):
         verbose: Keras progress output (0 silent, 2 one line per epoch).
     """
 
-    def __init__(self, epochs: int = 5, batch_size: int = 128, learning_rate: float = 3e-3, width: int = 32,
+    def __init__(self, epochs: int = 3, batch_size: int = 128, learning_rate: float = 3e-3, width: int = 32,
                  augment: bool = True, seed: int = 0, verbose: int = 0) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
