@@ -19,6 +19,8 @@ from projects.mnist import data, features, pipeline, synthetic
 from projects.mnist.cnn import tensorflow_available
 
 REPO = Path(__file__).resolve().parents[1]
+# Keras 3 calls np.array(tensor) on TensorFlow tensors, which NumPy 2 flags; harmless and not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 needs_tf = pytest.mark.skipif(not tensorflow_available(),
                               reason="TensorFlow/Keras not installed (the optional 'cnn' extra): pip install -e '.[cnn]'")
 
