@@ -2,11 +2,17 @@
 
 Everything here is learned from the rows given to ``fit`` (in a CV fold: that fold's training rows only):
 
-1. each candidate (``svc:C`` = linear SVM, ``logreg:C`` = logistic regression) is scored by stratified
-   inner CV on average precision of spam (threshold-free), and the best one is kept;
-2. out-of-fold calibrated probabilities of that model give the decision threshold: the highest spam F1
-   among thresholds whose out-of-fold ham blocked rate is at most ``max_ham_blocked``;
-3. the calibrated model (sigmoid, ``CalibratedClassifierCV``) is refitted on all the rows.
+1. each candidate (``svc:C`` = linear SVM, ``logreg:C`` = logistic regression) is fitted on ``cv``
+   stratified inner folds and scored on the held-out parts by average precision of spam
+   (threshold-free); the best candidate is kept;
+2. its fold models, each with a sigmoid (Platt) calibration fitted on the fold it did not see, form the
+   final model: the calibrated probabilities are averaged over the folds. This is exactly what
+   ``CalibratedClassifierCV(method="sigmoid", ensemble=True)`` does, written out so that the fold models
+   already fitted in step 1 are reused and prediction is one sparse product for all folds at once (the
+   scikit-learn object costs about 7 ms per single-message call, this about 0.2 ms);
+3. the decision threshold is the best out-of-fold spam F1 among thresholds that block at most
+   ``max_ham_blocked`` of the ham, computed on out-of-fold probabilities of that same kind of averaged
+   model (a nested CV), so the threshold is set on the scale the final model predicts in.
 
 ``predict_proba`` returns the calibrated probabilities, so a user can choose another threshold;
 ``predict`` applies the learned one.
@@ -18,11 +24,13 @@ import logging
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.calibration import CalibratedClassifierCV
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from common.errors import ParameterError
@@ -84,25 +92,75 @@ def constrained_threshold(proba: np.ndarray, positive: np.ndarray, max_neg_rate:
     }
 
 
+def fit_platt(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: ``(a, b)`` with ``P(positive) = expit(a * score + b)``.
+
+    Fitted by maximum likelihood with Platt's smoothed targets (as scikit-learn's sigmoid calibration),
+    so a fold without errors does not produce infinite slopes.
+    """
+    f = np.asarray(scores, dtype=float)
+    y = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    target = np.where(y, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    scale = float(np.std(f)) or 1.0
+    g = f / scale
+
+    def loss(ab: np.ndarray) -> tuple[float, np.ndarray]:
+        z = ab[0] * g + ab[1]
+        p = expit(z)
+        diff = p - target
+        return float(np.sum(np.logaddexp(0.0, z) - target * z)), np.array([diff @ g, diff.sum()])
+
+    prior = np.log((n_pos + 1.0) / (n_neg + 1.0))
+    res = minimize(loss, x0=np.array([1.0, prior]), jac=True, method="L-BFGS-B")
+    return float(res.x[0] / scale), float(res.x[1])
+
+
+def fold_ensemble(candidate: str, X: Any, positive: np.ndarray, splitter: Any, seed: int) -> dict[str, np.ndarray]:
+    """Fit ``candidate`` on each inner fold and calibrate it on the rows it did not see.
+
+    Returns the weights ``coef`` (features x folds, contiguous so that ``X @ coef`` needs no copy),
+    ``intercept``, Platt ``a``/``b`` per fold, and ``oof``: each row's decision value from the fold model
+    that did not see it.
+    """
+    n = positive.shape[0]
+    oof = np.empty(n)
+    coefs, intercepts, a, b = [], [], [], []
+    for train, held in splitter.split(np.zeros(n), positive):
+        model = make_linear(candidate, seed).fit(X[train], positive[train])
+        oof[held] = model.decision_function(X[held])
+        pa, pb = fit_platt(oof[held], positive[held])
+        coefs.append(np.ravel(model.coef_))
+        intercepts.append(float(np.ravel(model.intercept_)[0]))
+        a.append(pa)
+        b.append(pb)
+    return {"coef": np.ascontiguousarray(np.vstack(coefs).T), "intercept": np.asarray(intercepts), "a": np.asarray(a),
+            "b": np.asarray(b), "oof": oof}
+
+
+def ensemble_proba(members: dict[str, np.ndarray], X: Any) -> np.ndarray:
+    """Mean calibrated probability of the fold models: one sparse product for all of them."""
+    scores = np.asarray(X @ members["coef"]) + members["intercept"]
+    return expit(scores * members["a"] + members["b"]).mean(axis=1)
+
+
 class CalibratedThresholdClassifier(ClassifierMixin, BaseEstimator):
-    """Binary classifier: CV-chosen linear model, sigmoid-calibrated, with a constrained decision threshold.
+    """Binary classifier: CV-chosen linear model, Platt-calibrated fold ensemble, constrained threshold.
 
     Args:
-        candidates: linear models to choose from (``svc:C`` / ``logreg:C``); one candidate skips the choice.
+        candidates: linear models to choose from (``svc:C`` / ``logreg:C``).
         max_ham_blocked: largest out-of-fold share of negatives (ham) the threshold may flag.
         pos_label: the positive class (spam).
-        cv: folds of the inner CV used for the choice and the threshold.
-        calibration_cv: folds of ``CalibratedClassifierCV``.
-        seed: seed of the inner folds.
+        cv: folds of the inner CV (choice, calibration ensemble, and the nested CV of the threshold).
+        seed: seed of the inner folds and of the linear models.
     """
 
     def __init__(self, candidates: tuple[str, ...] = ("svc:1",), max_ham_blocked: float = 0.001,
-                 pos_label: Any = "spam", cv: int = 5, calibration_cv: int = 5, seed: int = 42) -> None:
+                 pos_label: Any = "spam", cv: int = 5, seed: int = 42) -> None:
         self.candidates = candidates
         self.max_ham_blocked = max_ham_blocked
         self.pos_label = pos_label
         self.cv = cv
-        self.calibration_cv = calibration_cv
         self.seed = seed
 
     def fit(self, X: Any, y: Any) -> CalibratedThresholdClassifier:
@@ -112,34 +170,36 @@ class CalibratedThresholdClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"needs exactly two classes including pos_label={self.pos_label!r}; got {self.classes_.tolist()}"
             )
+        X = sp.csr_matrix(X) if not sp.issparse(X) else X.tocsr()
         positive = y_arr == self.pos_label
-        minority = int(min(positive.sum(), (~positive).sum()))
-        folds = max(2, min(self.cv, minority))
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
-        calib_folds = max(2, min(self.calibration_cv, minority // folds or 2))
-        candidates = [str(c) for c in (self.candidates if isinstance(self.candidates, list | tuple) else [self.candidates])]
+        raw = self.candidates if isinstance(self.candidates, list | tuple) else [self.candidates]
+        candidates = [str(c) for c in raw]
         for c in candidates:
             make_linear(c)  # fail early on a malformed candidate
+        splitter = self._splitter(positive)
 
-        self.cv_average_precision_: dict[str, float] = {}
-        if len(candidates) > 1:
-            for c in candidates:
-                scores = cross_val_predict(make_linear(c, self.seed), X, positive, cv=splitter,
-                                           method="decision_function")
-                self.cv_average_precision_[c] = float(average_precision_score(positive, scores))
-            self.chosen_ = max(candidates, key=lambda c: (self.cv_average_precision_[c], -candidates.index(c)))
-        else:
-            self.chosen_ = candidates[0]
+        fitted = {c: fold_ensemble(c, X, positive, splitter, self.seed) for c in candidates}
+        self.cv_average_precision_ = {c: float(average_precision_score(positive, f["oof"]))
+                                      for c, f in fitted.items()}
+        self.chosen_ = max(candidates, key=lambda c: (self.cv_average_precision_[c], -candidates.index(c)))
         log.debug("spam model chosen by inner CV: %s (%s)", self.chosen_, self.cv_average_precision_)
+        self.members_ = {k: v for k, v in fitted[self.chosen_].items() if k != "oof"}
 
-        calibrated = CalibratedClassifierCV(make_linear(self.chosen_, self.seed), method="sigmoid", cv=calib_folds)
-        oof = cross_val_predict(clone(calibrated), X, positive, cv=splitter, method="predict_proba")[:, 1]
+        # Out-of-fold probabilities of the same kind of model (a fold ensemble) for the threshold.
+        oof = np.empty(len(positive))
+        for train, held in splitter.split(np.zeros(len(positive)), positive):
+            inner = self._splitter(positive[train])
+            members = fold_ensemble(self.chosen_, X[train], positive[train], inner, self.seed)
+            oof[held] = ensemble_proba(members, X[held])
         self.threshold_, self.oof_ = constrained_threshold(oof, positive, self.max_ham_blocked)
-        self.calibrated_ = calibrated.fit(X, positive)
         return self
 
+    def _splitter(self, positive: np.ndarray) -> StratifiedKFold:
+        folds = max(2, min(self.cv, int(positive.sum()), int((~positive).sum())))
+        return StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
+
     def _positive_proba(self, X: Any) -> np.ndarray:
-        return self.calibrated_.predict_proba(X)[:, 1]
+        return ensemble_proba(self.members_, X)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities, columns in ``classes_`` order."""
@@ -157,6 +217,5 @@ class CalibratedThresholdClassifier(ClassifierMixin, BaseEstimator):
         return np.where(p >= self.threshold_, self.pos_label, neg).astype(self.classes_.dtype)
 
     def coef(self) -> np.ndarray:
-        """The linear weights averaged over the calibration folds (for the top n-grams report)."""
-        coefs = [np.ravel(cc.estimator.coef_) for cc in self.calibrated_.calibrated_classifiers_]
-        return np.mean(coefs, axis=0)
+        """The linear weights averaged over the fold models (for the top n-grams report)."""
+        return self.members_["coef"].mean(axis=1)

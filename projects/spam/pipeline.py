@@ -1,7 +1,7 @@
 """spam pipeline: raw text in, ``"spam"``/``"ham"`` out (calibrated probabilities via ``predict_proba``).
 
 Word 1-2-grams and character 2-5-grams within word boundaries (robust to "FR33", "txt", "£1000") feed a
-linear model that the last step chooses by inner CV, calibrates, and thresholds so that blocked ham stays
+linear model that the last step chooses by inner CV, calibrates (Platt) and thresholds so that blocked ham stays
 rare. Every step is fitted only on the rows given to ``fit``.
 """
 
@@ -34,16 +34,17 @@ def build_pipeline(
         candidates: linear models the inner CV chooses from (``svc:C`` or ``logreg:C``).
         max_ham_blocked: the largest share of ham the threshold may block on the training folds.
         word_ngrams: longest word n-gram.
-        char_ngrams: longest character n-gram (within word boundaries).
-        inner_cv: folds of the inner CV (model choice, threshold) and of the calibration.
+        char_ngrams: longest character n-gram (within word boundaries); 0 leaves character n-grams out.
+        inner_cv: folds of the inner CV (model choice, calibration, threshold).
         max_chars: longer messages are cut to this many characters.
     """
-    features = FeatureUnion([
-        ("word", TfidfVectorizer(ngram_range=(1, word_ngrams), token_pattern=WORD_PATTERN, sublinear_tf=True)),
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, char_ngrams), min_df=2, sublinear_tf=True)),
-    ])
+    parts = [("word", TfidfVectorizer(ngram_range=(1, word_ngrams), token_pattern=WORD_PATTERN, sublinear_tf=True))]
+    if char_ngrams >= 2:
+        parts.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, char_ngrams), min_df=2,
+                                              sublinear_tf=True)))
+    features = FeatureUnion(parts)
     model = CalibratedThresholdClassifier(candidates=tuple(candidates), max_ham_blocked=max_ham_blocked,
-                                          pos_label="spam", cv=inner_cv, calibration_cv=inner_cv)
+                                          pos_label="spam", cv=inner_cv)
     return Pipeline([("input", TextInput(max_chars=max_chars)), ("features", features), ("model", model)])
 
 

@@ -21,7 +21,9 @@ SPEC = ProjectSpec(
     data_params={"dataset": "sms"},
     choices={"dataset": ("sms", "enron")},
     # `make spam` trains the SMS filter (the champion) and the Enron email variant (reported beside it).
-    variants=({"dataset": "sms"}, {"dataset": "enron"}),
+    # Emails are cut to 3,000 characters (the median has 557): the 7% that are longer hold 36% of all
+    # characters, so their character n-grams would dominate the training time.
+    variants=({"dataset": "sms"}, {"dataset": "enron", "max_chars": 3_000}),
     # The seed tutorial: TF-IDF fitted on all messages + SVC, on a split with duplicates.
     seed_scores={"f1": 0.936},
     input_kind="text",
