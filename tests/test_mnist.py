@@ -149,7 +149,8 @@ def test_shift_moves_pixels() -> None:
 
 # ---------------------------------------------------------------------------------------------- models
 def test_xgboost_stops_early_on_its_own_validation_part(ds) -> None:
-    model = pipeline.build_pipeline("xgboost", n_estimators=300, learning_rate=0.5, max_depth=3).fit(ds.X, ds.y)
+    model = pipeline.build_pipeline("xgboost", n_estimators=300, learning_rate=0.5, max_depth=3,
+                                    threads=1).fit(ds.X, ds.y)
     inner = model.named_steps["model"]
     assert 0 <= inner.best_iteration_ < 300
     assert (model.predict(ds.X_test) == ds.y_test).mean() >= 0.8
@@ -189,7 +190,8 @@ def test_classical_without_shifts_and_binary(ds) -> None:
 def test_models_end_to_end_through_mlflow(name: str, ds) -> None:
     from common import tracking
 
-    result = train.run("mnist", {"model": name, "n_estimators": 60, "n_components": 20}, dataset=ds)
+    # One XGBoost thread: two OpenMP threads spin-wait for each other when the test suite runs in parallel.
+    result = train.run("mnist", {"model": name, "n_estimators": 60, "n_components": 20, "threads": 1}, dataset=ds)
     m = result.metrics
     assert m["accuracy"] >= 0.8 and m["accuracy"] > m["baseline_majority_accuracy"]
     for key in ("f1_macro", "recall_0", "recall_9", "test_errors", "fit_seconds", "predict_ms_per_row"):

@@ -251,7 +251,7 @@ def _pair_index(k: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- build
 def build_pipeline(model: str = "classical", deskew: bool = True, n_estimators: int = 1000,
                    learning_rate: float = 0.3, max_depth: int = 6, device: str = "cpu", n_components: int = 50,
-                   C: float = 5.0, shifts: int = 4, epochs: int = 3, batch_size: int = 128,
+                   C: float = 5.0, shifts: int = 4, epochs: int = 3, batch_size: int = 128, threads: int = 0,
                    seed: int = 0) -> Pipeline:
     """An unfitted pipeline from raw (n, 28, 28) or (n, 784) images of 0-255 to digits.
 
@@ -267,6 +267,7 @@ def build_pipeline(model: str = "classical", deskew: bool = True, n_estimators: 
         shifts: classical: shifted copies per support vector (0, 4 or 8).
         epochs: cnn: passes over the training images.
         batch_size: cnn: images per step.
+        threads: xgboost: CPU threads (0 = all cores; 1 avoids OpenMP's spin-waiting on a busy machine).
         seed: random seed of every model.
     """
     prepare = ("deskew", Deskew()) if deskew else ("pixels", PixelScaler())
@@ -274,7 +275,7 @@ def build_pipeline(model: str = "classical", deskew: bool = True, n_estimators: 
         if device.split(":")[0] not in DEVICES:
             raise ParameterError(f"device must be cpu or cuda (cuda:<n>); got {device!r}.")
         est = EarlyStoppingXGB(n_estimators=n_estimators, learning_rate=learning_rate, max_depth=max_depth,
-                               device=device, random_state=seed)
+                               device=device, n_jobs=threads or None, random_state=seed)
         return Pipeline([prepare, ("model", est)])
     if model == "classical":
         return Pipeline([prepare, ("model", VirtualSVC(n_components=n_components, C=C, shifts=shifts))])
