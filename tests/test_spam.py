@@ -175,14 +175,14 @@ def test_real_enron_counts(real_data_dir: Path) -> None:
 def test_real_sms_quality_floor(real_data_dir: Path) -> None:
     """The issue's bar on the deduplicated test split: spam F1 >= 0.96 and ham blocked <= 0.3%.
 
-    CI-sized: the default features and threshold rule with two model candidates (the inner CV chose
-    ``svc:3`` among all five on this split) and 3-fold inner CV.
+    One fit of the default pipeline on the 4,136 training messages (about 10-35 s on 2 cores), without
+    the outer CV of a full training run.
     """
     from common.evaluation import binary_scores
 
     ds = data.load(real_data_dir, dataset="sms")
     X_tr, X_te, y_tr, y_te = splits.train_test(ds, SPEC.split)
-    model = build_pipeline(candidates=("svc:1", "svc:3"), inner_cv=3).fit(X_tr, y_tr)
+    model = build_pipeline().fit(X_tr, y_tr)
     pred = model.predict(X_te)
     scores = binary_scores(y_te, pred, model.predict_proba(X_te)[:, 1], pos_label="spam")
     ham = np.asarray(y_te) == "ham"

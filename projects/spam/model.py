@@ -9,7 +9,7 @@ Everything here is learned from the rows given to ``fit`` (in a CV fold: that fo
    final model: the calibrated probabilities are averaged over the folds. This is exactly what
    ``CalibratedClassifierCV(method="sigmoid", ensemble=True)`` does, written out so that the fold models
    already fitted in step 1 are reused and prediction is one sparse product for all folds at once (the
-   scikit-learn object costs about 7 ms per single-message call, this about 0.2 ms);
+   scikit-learn object costs about 7 ms per single-message call on a busy 2-core machine, this 0.1 ms);
 3. the decision threshold is the best out-of-fold spam F1 among thresholds that block at most
    ``max_ham_blocked`` of the ham, computed on out-of-fold probabilities of that same kind of averaged
    model (a nested CV), so the threshold is set on the scale the final model predicts in.
