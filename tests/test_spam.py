@@ -190,3 +190,20 @@ def test_real_sms_quality_floor(real_data_dir: Path) -> None:
     assert scores["f1"] >= 0.96, scores
     assert ham_blocked <= 0.003, ham_blocked
     assert scores["roc_auc"] >= 0.99
+
+
+# ------------------------------------------------------------------------------------ char n-gram counts
+def test_char_wb_counts_equal_scikit_learn() -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from projects.spam.ngrams import CharWbCounts
+
+    train = synthetic.generate().X
+    new = ["brand new wordzz", "", "  spaced   out  ", "😀🎉 Ünï", "a", "x" * 300, "WINNER claim"]
+    for kwargs in ({"ngram_range": (2, 5), "min_df": 2}, {"ngram_range": (1, 3), "min_df": 1}):
+        ours = CharWbCounts(**kwargs).fit(train)
+        ref = CountVectorizer(analyzer="char_wb", **kwargs).fit(train)
+        assert ours.vocabulary_ == ref.vocabulary_
+        assert (ours.transform(train + new) != ref.transform(train + new)).nnz == 0
+        assert ours.get_feature_names_out().tolist() == ref.get_feature_names_out().tolist()
+    assert CharWbCounts().fit(train).transform([]).shape[0] == 0
