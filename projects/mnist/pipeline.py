@@ -59,8 +59,8 @@ class EarlyStoppingXGB(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, n_estimators: int = 1000, learning_rate: float = 0.3, max_depth: int = 6,
-                 max_bin: int = 32, subsample: float = 0.8, colsample_bytree: float = 0.5,
-                 early_stopping_rounds: int = 20, validation_fraction: float = 0.1, device: str = "cpu",
+                 max_bin: int = 16, subsample: float = 0.7, colsample_bytree: float = 0.35,
+                 early_stopping_rounds: int = 10, validation_fraction: float = 0.1, device: str = "cpu",
                  n_jobs: int | None = None, random_state: int = 0) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
