@@ -16,7 +16,7 @@ PROJECT ?= house_prices
 PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help venv all test test-fast lint format clean ui serve report bench \
+.PHONY: help venv all test test-fast lint format clean ui serve report bench load-time \
         house-prices spam sentiment stocks recommender churn mnist
 
 help: ## show this help
@@ -28,6 +28,9 @@ $(BIN)/activate:
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	@# Byte-compile our own modules too: with PYTHONDONTWRITEBYTECODE set, every new process (each champion
+	@# load) would otherwise recompile them from source.
+	$(BIN)/python -m compileall -q common projects
 	@touch $@
 
 venv: $(VENV)/.installed ## create .venv and install the package (EXTRAS=dev,cnn by default)
@@ -75,6 +78,9 @@ mnist: venv ## train mnist (digits: xgboost, classical, cnn)
 
 bench: venv ## benchmark a project: make bench PROJECT=house_prices
 	$(MLP) bench $(PROJECT) $(ARGS)
+
+load-time: venv ## time a new process loading each champion and predicting one row (median of 3)
+	$(MLP) load-time $(ARGS)
 
 ui: venv ## open the MLflow UI on the same store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000

@@ -101,3 +101,97 @@ def print_report(report: Mapping[str, Any]) -> None:
         text = f"{value:,.3f}" if isinstance(value, float) else str(value)
         table.add_row(key, text)
     console.print(table)
+
+
+# ------------------------------------------------------------------------------------ cold load time
+_LOAD_AND_PREDICT = """
+import json, pickle, sys, time
+start = time.perf_counter()
+from projects import load_pipeline
+model = load_pipeline(sys.argv[1], version=sys.argv[2])
+with open(sys.argv[3], "rb") as fh:
+    example = pickle.load(fh)
+loaded = time.perf_counter()
+pred = model.predict(example)
+done = time.perf_counter()
+print(json.dumps({"load_s": loaded - start, "predict_s": done - loaded, "rows": len(pred),
+                  "mlflow": "mlflow" in sys.modules, "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+def load_times(names: list[str] | None = None, runs: int = 3) -> list[dict[str, Any]]:
+    """Wall time of a new Python process that loads each champion and predicts one row (issue bar: < 3 s).
+
+    The row is the first row of the input example logged with the model (the whole example for ``stocks``,
+    whose one forecast needs a window of history). One untimed run warms the file cache, then ``runs``
+    timed runs; the median is reported. The child reports whether it imported MLflow or TensorFlow.
+    """
+    import json
+    import os
+    import pickle
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from common.registry import get_spec
+    from common.registry import names as all_names
+
+    tracking.configure()
+    client = mlflow.MlflowClient()
+    rows = []
+    for name in names or all_names():
+        spec = get_spec(name)
+        try:
+            version = client.get_model_version_by_alias(spec.name, tracking.CHAMPION)
+        except mlflow.exceptions.MlflowException:
+            rows.append({"project": spec.name, "skipped": f"no champion: run `make {spec.make_target}`"})
+            continue
+        uri = f"models:/{spec.name}/{version.version}"
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(uri, dst_path=tmp)
+            example = mlflow.models.Model.load(local).load_input_example(local)
+            if hasattr(example, "iloc") and spec.name != "stocks":
+                example = example.iloc[:1]
+            elif isinstance(example, list | np.ndarray):
+                example = example[:1]
+            path = Path(tmp) / "example.pkl"
+            path.write_bytes(pickle.dumps(example))
+            cmd = [sys.executable, "-c", _LOAD_AND_PREDICT, spec.name, str(version.version), str(path)]
+            env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
+            walls, child = [], {}
+            for i in range(runs + 1):
+                with step(f"{spec.name} v{version.version}: new process {i}/{runs}" + (" (warm-up)" if i == 0 else "")):
+                    t0 = time.perf_counter()
+                    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=os.getcwd())
+                    wall = time.perf_counter() - t0
+                if out.returncode != 0:
+                    rows.append({"project": spec.name, "error": out.stderr.strip().splitlines()[-1][:200]})
+                    break
+                child = json.loads(out.stdout.strip().splitlines()[-1])
+                if i:
+                    walls.append(wall)
+            else:
+                rows.append({"project": spec.name, "version": version.version,
+                             "median_s": statistics.median(walls), "runs_s": walls, **child})
+    return rows
+
+
+def print_load_times(rows: list[dict[str, Any]]) -> None:
+    """The load-time figures as a table."""
+    from rich.table import Table
+
+    table = Table(title="new process: import, load the champion, predict one row (wall seconds)")
+    for col in ("project", "version", "median s", "runs s", "load s", "predict s", "mlflow", "tensorflow"):
+        table.add_column(col, justify="left" if col == "project" else "right")
+    for r in rows:
+        if "error" in r or "skipped" in r:
+            table.add_row(r["project"], "-", "-", r.get("error") or r["skipped"], "", "", "", "")
+            continue
+        table.add_row(r["project"], str(r["version"]), f"{r['median_s']:.2f}",
+                      " ".join(f"{w:.2f}" for w in r["runs_s"]), f"{r['load_s']:.2f}", f"{r['predict_s']:.3f}",
+                      "yes" if r["mlflow"] else "no", "yes" if r["tensorflow"] else "no")
+    console.print(table)

@@ -110,6 +110,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_baseline_of(key: str, metric: str) -> bool:
+    """``baseline_<name>_<metric>`` exactly (not ``baseline_<name>_cv_<metric>``); names have no underscore."""
+    if not (key.startswith("baseline_") and key.endswith("_" + metric)):
+        return False
+    return "_" not in key.removeprefix("baseline_").removesuffix("_" + metric)
+
+
 def cmd_train_all(args: argparse.Namespace) -> int:
     import time
 
@@ -134,8 +141,8 @@ def cmd_train_all(args: argparse.Namespace) -> int:
                 rows.append((label, spec.primary_metric, "-", "-", "-", f"skipped: {str(exc)[:60]}"))
                 continue
             _print_result(result, spec)
-            base = [f"{k.removeprefix('baseline_').split('_')[0]} {_fmt(v)}" for k, v in result.metrics.items()
-                    if k.startswith("baseline_") and k.endswith("_" + spec.primary_metric)]
+            base = [f"{k.removeprefix('baseline_').removesuffix('_' + spec.primary_metric)} {_fmt(v)}"
+                    for k, v in result.metrics.items() if _is_baseline_of(k, spec.primary_metric)]
             champion = "champion" if result.promotion and result.promotion.promoted else "challenger"
             registry_text = f"v{result.version} {champion}" if result.version else "not registered (comparison run)"
             rows.append((label, spec.primary_metric, _fmt(result.primary), ", ".join(base),
@@ -173,6 +180,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
     return 0
+
+
+def cmd_load_time(args: argparse.Namespace) -> int:
+    from common import bench
+
+    rows = bench.load_times(args.projects or None, runs=args.runs)
+    bench.print_load_times(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
+    return 1 if any("error" in r for r in rows) else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -239,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=200, help="single-row predictions to time")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("load-time", help="time a new process that loads each champion and predicts one row")
+    p.add_argument("projects", nargs="*", help="projects to time (default: all with a champion)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs per project after one warm-up (median shown)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.set_defaults(func=cmd_load_time)
     return parser
 
 

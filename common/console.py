@@ -27,7 +27,12 @@ def step(message: str, level: int = logging.INFO) -> Iterator[None]:
 
 def setup_logging(verbose: bool = False) -> None:
     """Route library logging through rich; called by the CLI only, never at import."""
+    import os
+
     from rich.logging import RichHandler
+
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 140  # a log file or CI: rich's 80-column default would fold every table
 
     handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
     root = logging.getLogger()

@@ -44,6 +44,9 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(path, index=False)
 
 
+_NOT_PIXELS = {"id", "row", "index", "label", "digit", "target", "y"}
+
+
 def model_input(input_kind: str, frame: pd.DataFrame | None, texts: list[str] | None) -> Any:
     """Turn a file's rows (or ``--text`` values) into what the project's pipeline takes."""
     if texts:
@@ -57,7 +60,9 @@ def model_input(input_kind: str, frame: pd.DataFrame | None, texts: list[str] | 
             raise InputError(f"Text input needs a 'text' column; found {list(frame.columns)}.")
         return frame["text"].tolist()
     if input_kind == "array":
-        return frame.select_dtypes("number").to_numpy()
+        # A CSV of images often carries an id or its label beside the pixel columns: never feed those.
+        extra = [c for c in frame.columns if str(c).lower() in _NOT_PIXELS]
+        return frame.drop(columns=extra).select_dtypes("number").to_numpy()
     if input_kind == "titles":
         col = "title" if "title" in frame.columns else frame.columns[0]
         return frame[col].astype(str).tolist()
@@ -83,7 +88,7 @@ def predict_frame(model: Any, X: Any, target: str) -> pd.DataFrame:
 def predict_cli(project: str, input_path: str | None = None, texts: list[str] | None = None,
                 version: str | None = None, alias: str | None = None, run_id: str | None = None) -> pd.DataFrame:
     """Load a registered pipeline (the champion by default) and predict on a file or texts."""
-    spec = registry.get(project).spec
+    spec = registry.get_spec(project)
     frame = read_table(Path(input_path)) if input_path else None
     X = model_input(spec.input_kind, frame, texts)
     model = tracking.load_model(spec.name, alias=alias, version=version, run_id=run_id, make_target=spec.make_target)

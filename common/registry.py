@@ -94,13 +94,7 @@ def names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.ispkg and not m.name.startswith("_"))
 
 
-@cache
-def get(name: str) -> Project:
-    """The project called ``name`` (``house-prices`` and ``house_prices`` both work).
-
-    Raises:
-        ProjectNotFoundError: listing the projects that do exist.
-    """
+def _key(name: str) -> str:
     key = name.strip().replace("-", "_").lower()
     available = names()
     if key not in available:
@@ -111,7 +105,27 @@ def get(name: str) -> Project:
         raise ProjectNotFoundError(
             f"Unknown project '{name}'.{hint} Available projects: {', '.join(available)}."
         )
-    return _load(key)
+    return key
+
+
+@cache
+def get(name: str) -> Project:
+    """The project called ``name`` (``house-prices`` and ``house_prices`` both work).
+
+    Raises:
+        ProjectNotFoundError: listing the projects that do exist.
+    """
+    return _load(_key(name))
+
+
+def get_spec(name: str) -> ProjectSpec:
+    """Only the project's spec: no data or pipeline module is imported (what loading a model needs)."""
+    key = _key(name)
+    try:
+        spec = importlib.import_module(f"{PACKAGE}.{key}.spec").SPEC
+    except (ModuleNotFoundError, AttributeError) as exc:
+        raise ProjectDefinitionError(f"projects/{key} is not a valid project: {exc}.") from exc
+    return spec
 
 
 def all_projects() -> list[Project]:

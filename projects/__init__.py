@@ -18,7 +18,7 @@ def load_pipeline(project: str, alias: str | None = None, version: str | int | N
     """
     from common import registry, tracking
 
-    spec = registry.get(project).spec
+    spec = registry.get_spec(project)
     return tracking.load_model(spec.name, alias=alias, version=version, run_id=run_id, make_target=spec.make_target)
 
 

@@ -163,7 +163,7 @@ def test_threshold_rules():
 def test_skops_round_trip(fitted, telco):
     from common.tracking import choose_serialization
 
-    fmt, _ = choose_serialization(fitted)
+    fmt, _ = choose_serialization(fitted, "skops")
     assert fmt == "skops"
 
 

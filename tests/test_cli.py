@@ -97,3 +97,57 @@ def test_evaluate_registers_nothing(capsys, synthetic_house: None) -> None:
     code, text = _run(capsys, "evaluate", "house_prices", "--param", "model=linear")
     assert code == 0, text
     assert mlflow.MlflowClient().search_registered_models() == []
+
+
+def test_champion_loads_without_importing_mlflow(capsys, tmp_path: Path, synthetic_house: None,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local fast path finds the same model MLflow does (both formats); a new process never imports MLflow."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import mlflow
+
+    from common import fastload, tracking
+    from common.errors import ModelNotFoundError
+
+    assert _run(capsys, "train", "house_prices", "--param", "model=linear")[0] == 0
+    with monkeypatch.context() as m:
+        m.setenv("MLPROJECTS_MODEL_FORMAT", "skops")
+        assert _run(capsys, "train", "house_prices", "--param", "model=linear", "--param", "linear_alpha=1e6")[0] == 0
+    uri = tracking.tracking_uri()
+    champion = fastload.model_dir(uri, "house_prices", "champion", None)
+    second = fastload.model_dir(uri, "house_prices", "champion", 2)
+    assert champion is not None and second is not None and champion != second
+    assert fastload.model_dir(uri, "house_prices", "nope", None) is None
+    assert fastload.model_dir("http://127.0.0.1:5000", "house_prices", "champion", None) is None
+    assert fastload.model_dir(f"sqlite:///{tmp_path / 'absent.db'}", "house_prices", "champion", None) is None
+
+    rows = synthetic.generate(20, seed=3).X_predict
+    expected = mlflow.sklearn.load_model("models:/house_prices@champion").predict(rows)
+    pd.testing.assert_series_equal(pd.Series(tracking.load_model("house_prices").predict(rows)), pd.Series(expected))
+    weak = mlflow.sklearn.load_model("models:/house_prices/2").predict(rows)
+    pd.testing.assert_series_equal(pd.Series(tracking.load_model("house_prices", version=2).predict(rows)),
+                                   pd.Series(weak))
+    with pytest.raises(ModelNotFoundError, match="make house-prices"):
+        tracking.load_model("house_prices", alias="nope")
+
+    rows.to_pickle(tmp_path / "rows.pkl")
+    code = (
+        "import json, sys, pandas as pd\n"
+        "from projects import load_pipeline\n"
+        f"pred = load_pipeline('house_prices').predict(pd.read_pickle({str(tmp_path / 'rows.pkl')!r}))\n"
+        "print(json.dumps({'mlflow': 'mlflow' in sys.modules, 'pred': [float(v) for v in pred]}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["mlflow"] is False
+    assert got["pred"] == pytest.approx([float(v) for v in expected])
+
+    code_, text = _run(capsys, "load-time", "house_prices", "--runs", "1", "--json", str(tmp_path / "t.json"))
+    assert code_ == 0, text
+    (row,) = json.loads((tmp_path / "t.json").read_text())
+    assert row["project"] == "house_prices" and row["median_s"] > 0 and row["mlflow"] is False

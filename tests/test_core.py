@@ -145,3 +145,19 @@ def test_every_project_spec_is_consistent() -> None:
         for variant in spec.variants:
             spec.resolve_params({k: str(v) for k, v in variant.items()})
         assert spec.make_target.replace("-", "_") == spec.name
+
+
+def test_models_are_logged_with_cloudpickle_unless_skops_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from common import tracking
+    from common.errors import ParameterError
+
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    assert tracking.choose_serialization(model) == ("cloudpickle", None)
+    monkeypatch.setenv(tracking.SERIALIZATION_ENV, "skops")
+    fmt, trusted = tracking.choose_serialization(model)
+    assert fmt == "skops" and trusted is not None
+    monkeypatch.setenv(tracking.SERIALIZATION_ENV, "json")
+    with pytest.raises(ParameterError, match="cloudpickle"):
+        tracking.choose_serialization(model)

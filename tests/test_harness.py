@@ -70,3 +70,30 @@ def test_project_end_to_end(name: str) -> None:
     _same(reloaded.predict(example), expected)
     pyfunc = mlflow.pyfunc.load_model(tracking.model_uri(name))
     _same(pyfunc.predict(example), expected)
+
+    # The command line predicts the same from a raw input file (the form a user has on disk).
+    _predict_from_file(name, example, expected)
+
+
+def _predict_from_file(name: str, example, expected) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from common import cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "input.csv", Path(tmp) / "pred.csv"
+        frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(np.asarray(example).reshape(len(example), -1))
+        frame.to_csv(src, index=False)
+        assert cli.main(["predict", name, "--input", str(src), "--output", str(out)]) == 0
+        pred = pd.read_csv(out)
+    target = registry.get(name).spec.target
+    if isinstance(expected, pd.DataFrame):
+        assert len(pred) == len(expected)
+    else:
+        assert len(pred) == len(np.asarray(expected))
+        got = pred[target].to_numpy()
+        if np.asarray(expected).dtype.kind in "fc":
+            np.testing.assert_allclose(got, np.asarray(expected, dtype=float), rtol=1e-6)
+        else:
+            assert [str(v) for v in got] == [str(v) for v in np.asarray(expected)]

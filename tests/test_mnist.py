@@ -226,7 +226,7 @@ def test_cnn_trains_logs_and_reloads_in_a_fresh_process(ds, tmp_path: Path) -> N
     assert m["cnn_seconds_per_epoch"] > 0
     expected = result.model.predict_proba(ds.X_test[:5])
     np.save(tmp_path / "x.npy", ds.X_test[:5])
-    # A new process with only the tracking URI: loading must not import TensorFlow, predicting does.
+    # A new process with only the tracking URI: neither loading nor predicting imports TensorFlow.
     code = textwrap.dedent(f"""
         import json, sys
         import numpy as np
@@ -234,13 +234,15 @@ def test_cnn_trains_logs_and_reloads_in_a_fresh_process(ds, tmp_path: Path) -> N
         model = tracking.load_model("mnist")
         before = "tensorflow" in sys.modules
         proba = model.predict_proba(np.load({str(tmp_path / 'x.npy')!r}))
-        print(json.dumps({{"before": before, "proba": proba.tolist()}}))
+        after = "tensorflow" in sys.modules
+        print(json.dumps({{"before": before, "after": after, "proba": proba.tolist()}}))
     """)
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
                          env={**__import__("os").environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()})
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["before"] is False
+    assert got["after"] is False  # the trained network predicts in NumPy
     np.testing.assert_allclose(np.array(got["proba"]), expected, rtol=1e-4, atol=1e-5)
     pyfunc = mlflow.pyfunc.load_model(tracking.model_uri("mnist"))
     flat = pipeline.signature_example(ds.X_test[:5])
@@ -254,10 +256,45 @@ def test_cnn_pickles_before_and_after_use(ds) -> None:
     model = pipeline.build_pipeline("cnn", epochs=1, batch_size=64).fit(ds.X[:200], ds.y[:200])
     first = model.predict_proba(ds.X_test[:4])
     copy = pickle.loads(pickle.dumps(model))
-    assert copy.named_steps["model"]._net is None  # rebuilt lazily on first use
+    assert copy.named_steps["model"]._net is None  # rebuilt lazily, only when asked for
     np.testing.assert_allclose(copy.predict_proba(ds.X_test[:4]), first, rtol=1e-5, atol=1e-6)
+    assert copy.named_steps["model"]._net is None  # predicting used the NumPy plan
     again = pickle.loads(pickle.dumps(copy))
     np.testing.assert_allclose(again.predict_proba(ds.X_test[:4]), first, rtol=1e-5, atol=1e-6)
+
+
+@needs_tf
+def test_cnn_numpy_inference_matches_keras(ds) -> None:
+    from projects.mnist.cnn import _keras
+
+    model = pipeline.build_pipeline("cnn", epochs=1, batch_size=64).fit(ds.X[:300], ds.y[:300])
+    cnn = model.named_steps["model"]
+    assert cnn._plan is not None
+    images = model.named_steps["pixels"].transform(ds.X_test).reshape(-1, 28, 28, 1).astype(np.float32)
+    keras_proba = _keras().ops.convert_to_numpy(cnn.keras_model()(images, training=False))
+    np.testing.assert_allclose(cnn.predict_proba(images), keras_proba, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("strides,padding", [((1, 1), "same"), ((2, 2), "same"), ((1, 1), "valid"), ((2, 2), "valid")])
+def test_numpy_convolution_matches_a_direct_loop(strides, padding) -> None:
+    from projects.mnist.cnn import _conv2d
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 7, 8, 3)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
+    sh, sw = strides
+    if padding == "same":  # TensorFlow's rule: the odd pixel of padding goes to the bottom/right
+        oh, ow = -(-7 // sh), -(-8 // sw)
+        ph, pw = max((oh - 1) * sh + 3 - 7, 0), max((ow - 1) * sw + 3 - 8, 0)
+        xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    else:
+        oh, ow, xp = (7 - 3) // sh + 1, (8 - 3) // sw + 1, x
+    expected = np.zeros((2, oh, ow, 4), np.float32)
+    for i in range(oh):
+        for j in range(ow):
+            window = xp[:, i * sh:i * sh + 3, j * sw:j * sw + 3, :]
+            expected[:, i, j, :] = np.einsum("nhwc,hwco->no", window, kernel)
+    np.testing.assert_allclose(_conv2d(x, kernel, strides, padding), expected, rtol=1e-5, atol=1e-5)
 
 
 # -------------------------------------------------------------------------------------------- realdata

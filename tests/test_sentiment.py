@@ -127,7 +127,7 @@ def test_pipeline_rejects_non_text(fitted, bad) -> None:
 
 
 def test_fitted_pipeline_serialises_with_skops(fitted) -> None:
-    fmt, _ = tracking.choose_serialization(fitted)
+    fmt, _ = tracking.choose_serialization(fitted, "skops")
     assert fmt == "skops"
 
 

