@@ -136,7 +136,21 @@ def inference_plan(net: Any, keras: Any) -> list[tuple[str, dict[str, Any]]] | N
                                    "activation": cfg["activation"]}))
         else:
             return None
-    return plan
+    return _fuse(plan)
+
+
+def _fuse(plan: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """Fold each batch normalisation that follows a convolution into the convolution's kernel and bias."""
+    fused: list[tuple[str, dict[str, Any]]] = []
+    for kind, p in plan:
+        if kind == "affine" and fused and fused[-1][0] == "conv":
+            conv = fused[-1][1]
+            bias = conv["bias"] if conv["bias"] is not None else np.zeros_like(p["shift"])
+            fused[-1] = ("conv", {**conv, "kernel": (conv["kernel"] * p["scale"]).astype(np.float32),
+                                  "bias": (bias * p["scale"] + p["shift"]).astype(np.float32)})
+        else:
+            fused.append((kind, p))
+    return fused
 
 
 def _conv2d(x: np.ndarray, kernel: np.ndarray, strides: tuple[int, int], padding: str) -> np.ndarray:
@@ -155,20 +169,20 @@ def _conv2d(x: np.ndarray, kernel: np.ndarray, strides: tuple[int, int], padding
     return (cols @ kernel.transpose(2, 0, 1, 3).reshape(c * kh * kw, out)).reshape(n, oh, ow, out)
 
 
-def run_plan(plan: list[tuple[str, dict[str, Any]]], images: np.ndarray, chunk: int = 512) -> np.ndarray:
+def run_plan(plan: list[tuple[str, dict[str, Any]]], images: np.ndarray, chunk: int = 128) -> np.ndarray:
     """Class probabilities for (n, 28, 28, 1) float32 images, ``chunk`` images at a time (bounded memory)."""
     outputs = []
     for start in range(0, len(images), chunk):
-        x = images[start:start + chunk]
+        x = batch = images[start:start + chunk]
         for kind, p in plan:
             if kind == "conv":
                 x = _conv2d(x, p["kernel"], p["strides"], p["padding"])
                 if p["bias"] is not None:
-                    x = x + p["bias"]
+                    x += p["bias"]
             elif kind == "affine":
                 x = x * p["scale"] + p["shift"]
             elif kind == "relu":
-                x = np.maximum(x, 0)
+                x = np.maximum(x, 0) if np.may_share_memory(x, batch) else np.maximum(x, 0, out=x)  # keep the input
             elif kind == "flatten":
                 x = x.reshape(len(x), -1)
             elif kind == "dense":
