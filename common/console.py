@@ -31,6 +31,10 @@ def setup_logging(verbose: bool = False) -> None:
 
     from rich.logging import RichHandler
 
+    if not verbose:
+        # MLflow configures its own INFO-level logger on import ("Creating a new version of this model...");
+        # our own lines already say what happened. A user's MLFLOW_LOGGING_LEVEL wins.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 140  # a log file or CI: rich's 80-column default would fold every table
 

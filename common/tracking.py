@@ -211,9 +211,21 @@ class ModelRecord:
     serialization: str
 
 
+class _KnownFormatWarning(logging.Filter):
+    """Drops MLflow's per-run cloudpickle caution: the format is a documented choice (``choose_serialization``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Saving scikit-learn models in the pickle or cloudpickle")
+
+
+_FORMAT_FILTER = _KnownFormatWarning()
+
+
 def log_model(model: Any, spec: ProjectSpec, input_example: Any, output_example: Any) -> ModelRecord:
     """Log the whole fitted pipeline as ``model`` with signature and input example, and register it."""
     import mlflow
+
+    logging.getLogger("mlflow.sklearn").addFilter(_FORMAT_FILTER)  # a set: adding it again is a no-op
 
     fmt, trusted = choose_serialization(model)
     signature = signature_for(input_example, output_example)
@@ -294,7 +306,9 @@ def promote(
             "use --promote to make it champion anyway",
             score, old_score, str(current.version),
         )
-    if old_score is None or spec.better(score, old_score):
+    # Compare at the precision the champion's score was stored with, so that retraining the same model
+    # (the same score up to float noise) leaves the champion in place.
+    if old_score is None or spec.better(float(f"{score:.6g}"), old_score):
         return make_champion(f"beats champion v{current.version}", current, old_score)
     return Promotion(
         False, f"does not beat champion v{current.version}", score, old_score, str(current.version)

@@ -71,6 +71,10 @@ def test_train_predict_and_champion_flow(capsys, tmp_path: Path, synthetic_house
     assert code == 0, text
     assert "@champion" in text and "cv_rmsle" in text
 
+    # Retraining the same model scores the same (up to float noise): the champion stays.
+    code, text = _run(capsys, "train", "house_prices", "--param", "model=linear")
+    assert code == 0 and "does not beat champion v1" in text, text
+
     # A deliberately weak model stays a challenger, and the CLI says so with both numbers.
     code, text = _run(capsys, "train", "house_prices", "--param", "model=linear", "--param", "linear_alpha=1e6")
     assert code == 0, text
