@@ -52,23 +52,25 @@ def model_dir(uri: str, project: str, alias: str | None, version: str | int | No
         return None
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            # Exactly one row or MLflow decides: several would mean workspaces sharing a model name.
             if version is None:
-                row = con.execute(
+                rows = con.execute(
                     "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
                     (project, alias),
-                ).fetchone()
-                if row is None:
+                ).fetchall()
+                if len(rows) != 1:
                     return None
-                version = row[0]
-            row = con.execute(
+                version = rows[0][0]
+            rows = con.execute(
                 "SELECT storage_location, status FROM model_versions WHERE name = ? AND version = ?",
                 (project, int(version)),
-            ).fetchone()
+            ).fetchall()
     except (sqlite3.Error, ValueError) as exc:
         log.debug("fast model lookup failed (%s); using MLflow", exc)
         return None
-    if row is None or row[1] != "READY":
+    if len(rows) != 1 or rows[0][1] != "READY":
         return None
+    row = rows[0]
     path = _local_dir(row[0])
     return path if path is not None and (path / "MLmodel").is_file() else None
 
