@@ -104,7 +104,7 @@ def print_report(report: Mapping[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------ cold load time
-_LOAD_AND_PREDICT = """
+_LOAD_AND_PREDICT = r"""
 import json, pickle, sys, time
 start = time.perf_counter()
 from projects import load_pipeline
@@ -114,16 +114,16 @@ with open(sys.argv[3], "rb") as fh:
 loaded = time.perf_counter()
 pred = model.predict(example)
 done = time.perf_counter()
-print(json.dumps({"load_s": loaded - start, "predict_s": done - loaded, "rows": len(pred),
-                  "mlflow": "mlflow" in sys.modules, "tensorflow": "tensorflow" in sys.modules}))
+sys.stdout.write(json.dumps({"load_s": loaded - start, "predict_s": done - loaded, "rows": len(pred),
+                             "mlflow": "mlflow" in sys.modules, "tensorflow": "tensorflow" in sys.modules}) + "\n")
 """
 
 
 def load_times(names: list[str] | None = None, runs: int = 3) -> list[dict[str, Any]]:
     """Wall time of a new Python process that loads each champion and predicts one row (issue bar: < 3 s).
 
-    The row is the first row of the input example logged with the model (the whole example for ``stocks``,
-    whose one forecast needs a window of history). One untimed run warms the file cache, then ``runs``
+    The row is the first row of the input example logged with the model; for time-ordered projects
+    (``stocks``) it is the whole example, because one forecast needs a window of history. One untimed run warms the file cache, then ``runs``
     timed runs; the median is reported. The child reports whether it imported MLflow or TensorFlow.
     """
     import json
@@ -154,7 +154,7 @@ def load_times(names: list[str] | None = None, runs: int = 3) -> list[dict[str, 
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(uri, dst_path=tmp)
             example = mlflow.models.Model.load(local).load_input_example(local)
-            if hasattr(example, "iloc") and spec.name != "stocks":
+            if hasattr(example, "iloc") and spec.split.kind != "time":
                 example = example.iloc[:1]
             elif isinstance(example, list | np.ndarray):
                 example = example[:1]
