@@ -6,18 +6,21 @@ tests: machines are noisy.
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from common import splits, tracking
 from common.console import console, step
+from common.protocol import Context
 from common.registry import get
-from common.train import Context, load_dataset
+from common.train import load_dataset
 
 
 def _peak_rss_mb() -> float:
@@ -34,7 +37,7 @@ def run(name: str, overrides: Mapping[str, Any] | None = None, sample: int | Non
 
     project = get(name)
     spec = project.spec
-    params, data_params = spec.resolve_params(overrides)
+    params, data_params = project.resolve_params(overrides)
     ds = load_dataset(project, data_params, sample=sample, data_dir=data_dir)
     rss_before = _peak_rss_mb()
     report: dict[str, Any] = {"project": spec.name, "rows": ds.rows, "params": params,
@@ -55,37 +58,72 @@ def run(name: str, overrides: Mapping[str, Any] | None = None, sample: int | Non
     return report
 
 
+@dataclass
+class Timed:
+    """A call's result with its wall-clock and CPU seconds (CPU time is what a busy machine distorts least)."""
+
+    result: Any
+    wall_s: float
+    cpu_s: float
+
+
+def timed(fn: Callable[[], Any]) -> Timed:
+    """Run ``fn()`` once and time it."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return Timed(out, time.perf_counter() - t0, time.process_time() - c0)
+
+
+def latency(fn: Callable[[Any], Any], inputs: Sequence[Any], prefix: str = "predict") -> dict[str, float]:
+    """p50/p95 milliseconds (wall and CPU) of ``fn(x)`` over ``inputs``, after one untimed warm-up call.
+
+    Build the inputs before calling this, so that slicing rows is not part of what is timed.
+    """
+    if not inputs:
+        return {}
+    fn(inputs[0])  # warm-up: lazy imports and caches
+    wall, cpu = np.empty(len(inputs)), np.empty(len(inputs))
+    for k, x in enumerate(inputs):
+        t = timed(lambda x=x: fn(x))
+        wall[k], cpu[k] = t.wall_s * 1000, t.cpu_s * 1000
+    return {f"{prefix}_p50_ms": float(np.percentile(wall, 50)), f"{prefix}_p95_ms": float(np.percentile(wall, 95)),
+            f"{prefix}_cpu_p50_ms": float(np.percentile(cpu, 50)),
+            f"{prefix}_cpu_p95_ms": float(np.percentile(cpu, 95))}
+
+
+def throughput(fn: Callable[[Any], Any], batch: Any, repeats: int = 1, prefix: str = "batch") -> dict[str, float]:
+    """Rows per second of ``fn(batch)`` (median of ``repeats`` calls), wall and CPU."""
+    rows = splits.n_rows(batch)
+    runs = [timed(lambda: fn(batch)) for _ in range(repeats)]
+    wall = float(np.median([r.wall_s for r in runs]))
+    cpu = float(np.median([r.cpu_s for r in runs]))
+    return {f"{prefix}_rows": rows, f"{prefix}_seconds": wall, f"{prefix}_rows_per_s": rows / max(wall, 1e-12),
+            f"{prefix}_cpu_rows_per_s": rows / max(cpu, 1e-12)}
+
+
+def single_rows(X: Any, repeats: int, seed: int = 0) -> list[Any]:
+    """``repeats`` one-row inputs drawn at random from ``X`` (built before any timing)."""
+    n = splits.n_rows(X)
+    return [splits.take(X, np.array([i])) for i in np.random.default_rng(seed).integers(0, n, size=repeats)]
+
+
+def load_average() -> float:
+    """The 1-minute load average, to read wall-clock figures against (NaN where the OS has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
 def supervised_bench(ctx: Context, repeats: int) -> dict[str, Any]:
-    """Full fit on every labelled row, then single-row and batch prediction timings."""
+    """Full fit on every labelled row, then single-row latency and batch throughput (wall and CPU)."""
     ds = ctx.dataset
-    X, y = ds.X, ds.y
+    load = load_average()
     with step(f"Bench: fitting {ctx.spec.name} on {ds.rows} rows"):
-        t0 = time.perf_counter()
-        model = ctx.build().fit(X, y)
-        fit = time.perf_counter() - t0
-    pool = ds.X_test if ds.X_test is not None else X
-    n = splits.n_rows(pool)
-    rng = np.random.default_rng(0)
-    rows = rng.integers(0, n, size=repeats)
-    model.predict(splits.take(pool, rows[:1]))  # warm-up (lazy imports, caches)
-    lat = []
-    for i in rows:
-        t0 = time.perf_counter()
-        model.predict(splits.take(pool, np.array([i])))
-        lat.append((time.perf_counter() - t0) * 1000)
-    batch_idx = np.resize(np.arange(n), max(n, 10_000))
-    batch = splits.take(pool, batch_idx)
-    t0 = time.perf_counter()
-    model.predict(batch)
-    batch_s = time.perf_counter() - t0
-    return {
-        "fit_seconds": fit,
-        "predict_p50_ms": float(np.percentile(lat, 50)),
-        "predict_p95_ms": float(np.percentile(lat, 95)),
-        "batch_rows": len(batch_idx),
-        "batch_rows_per_s": len(batch_idx) / batch_s,
-        "model_size_mb": tracking.model_size_mb(model),
-    }
+        fit = timed(lambda: ctx.build().fit(ds.X, ds.y))
+    model = fit.result
+    pool = ds.X_test if ds.X_test is not None else ds.X
+    batch = splits.take(pool, np.resize(np.arange(splits.n_rows(pool)), max(splits.n_rows(pool), 10_000)))
+    return {"load_average_1m": load, "fit_seconds": fit.wall_s, "fit_cpu_seconds": fit.cpu_s,
+            **latency(model.predict, single_rows(pool, repeats)), **throughput(model.predict, batch),
+            "model_size_mb": tracking.model_size_mb(model)}
 
 
 def print_report(report: Mapping[str, Any]) -> None:

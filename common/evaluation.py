@@ -9,7 +9,6 @@ Every project reports through ``score`` so the same name always means the same t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -121,87 +120,3 @@ def default_baselines(task: Task) -> dict[str, BaseEstimator]:
     if task in ("regression", "forecast"):
         return {"median": DummyRegressor(strategy="median")}
     return {"majority": DummyClassifier(strategy="most_frequent")}
-
-
-# ------------------------------------------------------------------------------------------------ plots
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_regression(y_true: Any, y_pred: Any, path: Path, title: str, log_scale: bool = False) -> Path:
-    """Predicted-vs-actual scatter and residual histogram in one PNG."""
-    plt = _figure()
-    yt = np.asarray(y_true, dtype=float)
-    yp = np.asarray(y_pred, dtype=float)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    ax = axes[0]
-    ax.scatter(yt, yp, s=6, alpha=0.5)
-    lo, hi = float(min(yt.min(), yp.min())), float(max(yt.max(), yp.max()))
-    ax.plot([lo, hi], [lo, hi], color="black", lw=1)
-    if log_scale and lo > 0:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-    ax.set_xlabel("actual")
-    ax.set_ylabel("predicted")
-    ax.set_title(f"{title}: predicted vs actual")
-    resid = np.log(yp / yt) if log_scale and lo > 0 else yp - yt
-    axes[1].hist(resid, bins=50)
-    axes[1].set_xlabel("log(predicted / actual)" if log_scale and lo > 0 else "predicted - actual")
-    axes[1].set_title("residuals")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_confusion(y_true: Any, y_pred: Any, path: Path, title: str, labels: Sequence[Any] | None = None) -> Path:
-    """Confusion matrix with counts and row-normalised shading."""
-    plt = _figure()
-    yt, yp = np.asarray(y_true), np.asarray(y_pred)
-    labels = list(labels) if labels is not None else sorted(set(yt.tolist()) | set(yp.tolist()), key=str)
-    cm = skm.confusion_matrix(yt, yp, labels=labels)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    size = max(4.0, 0.55 * len(labels) + 2.5)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(labels)), [str(lab) for lab in labels], rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), [str(lab) for lab in labels])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_roc_pr(y_true: Any, proba: Any, path: Path, title: str, pos_label: Any = 1) -> Path:
-    """ROC and precision-recall curves of the positive class."""
-    plt = _figure()
-    pos = np.asarray(y_true) == pos_label
-    fpr, tpr, _ = skm.roc_curve(pos, proba)
-    prec, rec, _ = skm.precision_recall_curve(pos, proba)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    axes[0].plot(fpr, tpr)
-    axes[0].plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-    axes[0].set_xlabel("false positive rate")
-    axes[0].set_ylabel("true positive rate")
-    axes[0].set_title(f"ROC (AUC {skm.roc_auc_score(pos, proba):.3f})")
-    axes[1].plot(rec, prec)
-    axes[1].axhline(pos.mean(), color="grey", lw=0.8, ls="--")
-    axes[1].set_xlabel("recall")
-    axes[1].set_ylabel("precision")
-    axes[1].set_title(f"precision-recall (AP {skm.average_precision_score(pos, proba):.3f})")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -2,7 +2,9 @@
 
 A project is a package ``projects/<name>/`` with ``spec.py`` (``SPEC``), ``data.py`` (``load``) and
 ``pipeline.py`` (``build_pipeline``). Optional: ``evaluate.py`` (``evaluate``: a custom protocol),
-``report.py`` (``report``: extra metrics and artifacts), ``bench.py`` (``bench``: custom benchmark
+``evaluate.py`` may instead give ``HOOKS`` (``common.protocol.EvaluationHooks``: a split, per-fold,
+metric, artifact or model-choice rule added to the generic supervised protocol), ``report.py`` (``report``:
+extra metrics and artifacts), ``bench.py`` (``bench``: custom benchmark
 figures), ``synthetic.py`` (``generate``: small data of the real schema for tests and benchmarks), and
 ``baselines``/``signature_example`` in ``pipeline.py``.
 """
@@ -10,14 +12,14 @@ figures), ``synthetic.py`` (``generate``: small data of the real schema for test
 from __future__ import annotations
 
 import importlib
-import inspect
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from common.errors import ProjectDefinitionError, ProjectNotFoundError
+from common.errors import ParameterError, ProjectDefinitionError, ProjectNotFoundError
+from common.params import ParamSpace
 from common.spec import ProjectSpec
 
 PACKAGE = "projects"
@@ -30,7 +32,9 @@ class Project:
     spec: ProjectSpec
     load: Callable[..., Any]
     build_pipeline: Callable[..., Any]
+    params: ParamSpace
     evaluate: Callable[..., Any] | None = None
+    hooks: Any = None
     report: Callable[..., Any] | None = None
     baselines: Callable[..., Any] | None = None
     generate: Callable[..., Any] | None = None
@@ -40,6 +44,14 @@ class Project:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def resolve_params(self, overrides: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(flat pipeline parameters, data parameters): defaults from the signatures, plus checked overrides."""
+        return self.params.resolve(overrides, self.name)
+
+    def build(self, params: Mapping[str, Any] | None = None) -> Any:
+        """An unfitted pipeline from flat parameters (dotted keys folded back into their groups)."""
+        return self.build_pipeline(**self.params.build_kwargs(params or {}))
 
 
 def _optional(module: str, attr: str) -> Any:
@@ -68,18 +80,22 @@ def _load(name: str) -> Project:
         raise ProjectDefinitionError(f"projects/{name}: SPEC must be a ProjectSpec and build_pipeline a function.")
     if spec.name != name:
         raise ProjectDefinitionError(f"projects/{name}: SPEC.name is '{spec.name}', it must equal the folder name.")
-    accepted = inspect.signature(build).parameters
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    unknown = [k for k in spec.params if k not in accepted and not takes_kwargs]
-    if unknown:
-        raise ProjectDefinitionError(
-            f"projects/{name}: SPEC.params {unknown} are not arguments of build_pipeline()."
-        )
+    try:
+        params = ParamSpace.from_functions(build, load)
+    except ParameterError as exc:
+        raise ProjectDefinitionError(f"projects/{name}: {exc}") from exc
+    for variant in spec.variants:
+        try:
+            params.resolve(variant, name)
+        except ParameterError as exc:
+            raise ProjectDefinitionError(f"projects/{name}: a variant in SPEC.variants is invalid: {exc}") from exc
     return Project(
         spec=spec,
         load=load,
         build_pipeline=build,
+        params=params,
         evaluate=_optional(f"{base}.evaluate", "evaluate"),
+        hooks=_optional(f"{base}.evaluate", "HOOKS"),
         report=_optional(f"{base}.report", "report"),
         baselines=getattr(pipeline_mod, "baselines", None),
         generate=_optional(f"{base}.synthetic", "generate"),

@@ -240,14 +240,14 @@ def test_given_testing_file_protocol_reports_the_shift(tmp_path):
     """Kaggle with both files: CV on training, metrics on the testing file, churn-rate shift logged."""
     from common import registry
     from common.datasets import Dataset, generated
-    from common.train import Context
+    from common.protocol import Context
     from projects.churn.evaluate import evaluate
 
     tr, te = kaggle_frame(400, seed=1, churn_shift=0.8), kaggle_frame(250, seed=2)
     ds = Dataset(X=tr[KAGGLE_COLUMNS], y=tr["Churn"], X_test=te[KAGGLE_COLUMNS], y_test=te["Churn"],
                  files=[generated("kaggle-both")], name="kaggle")
     project = registry.get("churn")
-    params, data_params = project.spec.resolve_params({"model": "gb", "inner_folds": 3, "gb_iter": 30})
+    params, data_params = project.resolve_params({"model": "gb", "inner_folds": 3, "gb_iter": 30})
     outcome = evaluate(Context(project, params, data_params, ds, tmp_path))
     m = outcome.metrics
     assert m["train_churn_rate"] == pytest.approx(tr["Churn"].mean())
@@ -285,11 +285,11 @@ def test_real_telco_bar(real_data_dir):
     and 0.635 churner F1 at the chosen thresholds). Reduced to that one learner to fit CI time."""
     from common import registry, splits
     from common.evaluation import binary_scores
-    from common.train import Context
+    from common.protocol import Context
     from projects.churn.evaluate import cross_validate
 
     project = registry.get("churn")
-    params, data_params = project.spec.resolve_params({"model": "lr"})
+    params, data_params = project.resolve_params({"model": "lr"})
     ds = churn_data.load(**data_params)
     ctx = Context(project, params, data_params, ds, workdir=None)  # type: ignore[arg-type]
     cv = cross_validate(ctx, ds.X, ds.y, splits.cv_splitter(project.spec.split))

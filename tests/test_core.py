@@ -2,34 +2,62 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Literal
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from common import evaluation, registry, splits
+from common import evaluation, plots, registry, splits
 from common.datasets import Dataset
 from common.errors import ParameterError, ProjectNotFoundError
-from common.spec import ProjectSpec, SplitSpec, coerce
+from common.params import ParamSpace, coerce
+from common.spec import ProjectSpec, SplitSpec
 
-SPEC = ProjectSpec(
-    name="demo", title="demo", task="binary", primary_metric="f1", greater_is_better=True,
-    params={"alpha": 1.0, "n": 3, "flag": False, "model": "a", "opt": None},
-    data_params={"dataset": "x"}, choices={"model": ("a", "b")},
-)
+SPEC = ProjectSpec(name="demo", title="demo", task="binary", primary_metric="f1", greater_is_better=True)
+
+
+@dataclass(frozen=True)
+class _Trees:
+    depth: int = 3
+    loss: Literal["log", "hinge"] = "log"
+
+
+def _build(alpha: float = 1.0, n: int = 3, flag: bool = False, model: Literal["a", "b"] = "a", opt: Any = None,
+           trees: _Trees = _Trees()) -> dict:
+    return {"alpha": alpha, "n": n, "flag": flag, "model": model, "opt": opt, "trees": trees}
+
+
+def _load(data_dir: Any = None, dataset: str = "x", sample: int | None = None) -> None:
+    return None
+
+
+PARAMS = ParamSpace.from_functions(_build, _load)
 
 
 # ------------------------------------------------------------------------------------------ parameters
+def test_params_come_from_the_signatures() -> None:
+    assert PARAMS.pipeline == {"alpha": 1.0, "n": 3, "flag": False, "model": "a", "opt": None, "trees.depth": 3,
+                               "trees.loss": "log"}
+    assert PARAMS.data == {"dataset": "x"}  # data_dir and sample are filled by the generic path
+    assert PARAMS.choices == {"model": ("a", "b"), "trees.loss": ("log", "hinge")}
+
+
 def test_resolve_params_converts_and_routes() -> None:
-    pipe, data = SPEC.resolve_params({"alpha": "0.5", "n": "7", "flag": "yes", "model": "b", "dataset": "y",
-                                      "opt": "3"})
-    assert pipe == {"alpha": 0.5, "n": 7, "flag": True, "model": "b", "opt": 3}
+    pipe, data = PARAMS.resolve({"alpha": "0.5", "n": "7", "flag": "yes", "model": "b", "dataset": "y",
+                                 "opt": "3", "trees.depth": "5"})
+    assert pipe == {"alpha": 0.5, "n": 7, "flag": True, "model": "b", "opt": 3, "trees.depth": 5, "trees.loss": "log"}
     assert data == {"dataset": "y"}
+    built = _build(**PARAMS.build_kwargs(pipe))
+    assert built["trees"] == _Trees(depth=5) and built["alpha"] == 0.5
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"nope": "1"}, "Unknown parameter 'nope'.*Known parameters: alpha, dataset, flag, model, n, opt"),
+        ({"nope": "1"}, "Unknown parameter 'nope'.*Known parameters: alpha, dataset, flag, model, n, opt, trees"),
+        ({"trees.loss": "l2"}, "must be one of log, hinge"),
         ({"n": "many"}, "expects int"),
         ({"flag": "maybe"}, "expects bool"),
         ({"model": "c"}, "must be one of a, b"),
@@ -38,7 +66,7 @@ def test_resolve_params_converts_and_routes() -> None:
 )
 def test_resolve_params_errors(overrides: dict, message: str) -> None:
     with pytest.raises(ParameterError, match=message):
-        SPEC.resolve_params(overrides)
+        PARAMS.resolve(overrides, "demo")
 
 
 def test_coerce_python_values_and_tuples() -> None:
@@ -124,9 +152,9 @@ def test_multiclass_scores_have_per_class_names() -> None:
 
 
 def test_plots_are_written(tmp_path) -> None:
-    evaluation.plot_regression([1, 2, 3], [1.1, 2.2, 2.9], tmp_path / "r.png", "r", log_scale=True)
-    evaluation.plot_confusion([0, 1, 1], [0, 1, 0], tmp_path / "c.png", "c")
-    evaluation.plot_roc_pr([0, 1, 1, 0], [0.1, 0.8, 0.6, 0.3], tmp_path / "p.png", "p")
+    plots.regression([1, 2, 3], [1.1, 2.2, 2.9], tmp_path / "r.png", "r", log_scale=True)
+    plots.confusion([0, 1, 1], [0, 1, 0], tmp_path / "c.png", "c")
+    plots.roc_pr([0, 1, 1, 0], [0.1, 0.8, 0.6, 0.3], tmp_path / "p.png", "p")
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("r.png", "c.png", "p.png"))
 
 
@@ -141,9 +169,9 @@ def test_registry_finds_projects_and_suggests_names() -> None:
 def test_every_project_spec_is_consistent() -> None:
     for project in registry.all_projects():
         spec = project.spec
-        spec.resolve_params({})  # defaults pass their own validation
+        project.resolve_params({})  # defaults pass their own validation
         for variant in spec.variants:
-            spec.resolve_params({k: str(v) for k, v in variant.items()})
+            project.resolve_params({k: str(v) for k, v in variant.items()})
         assert spec.make_target.replace("-", "_") == spec.name
 
 

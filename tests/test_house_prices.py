@@ -198,18 +198,17 @@ def test_single_member_models(model: str, data) -> None:
 def test_real_cv_rmsle_meets_the_bar(real_data_dir) -> None:
     """The issue's bar, with the project's own protocol: 5-fold CV over all 1,460 rows, every row scored."""
     from common import splits
-    from common.train import cross_val_oof, cv_metrics
+    from common.protocol import cross_val_predict, cv_metrics
     from projects.house_prices.data import load
     from projects.house_prices.spec import SPEC
 
     ds = load(real_data_dir, with_test=False)
     assert ds.rows == 1460
     start = time.perf_counter()
-    pred, _, fold = cross_val_oof(lambda: build_pipeline(**SPEC.params), ds.X, ds.y,
-                                  splits.cv_splitter(SPEC.split), "regression")
+    oof = cross_val_predict(build_pipeline, ds.X, ds.y, splits.cv_splitter(SPEC.split), "regression")
     elapsed = time.perf_counter() - start
-    assert (fold >= 0).all() and np.isfinite(pred.astype(float)).all()  # every row scored out of fold
-    metrics = cv_metrics("regression", ds.y, pred, None, fold, SPEC.primary_metric, None)
+    assert (oof.fold >= 0).all() and np.isfinite(oof.pred).all()  # every row scored out of fold
+    metrics = cv_metrics("regression", oof, SPEC.primary_metric, None)
     assert metrics["cv_rmsle"] <= 0.118, f"cv_rmsle {metrics['cv_rmsle']:.4f} (took {elapsed:.0f} s)"
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import splits, tracking
+from common import registry, splits, tracking
 from common.errors import InputError, ParameterError
 from projects.spam import data, synthetic
 from projects.spam.model import CalibratedThresholdClassifier, constrained_threshold, make_linear
@@ -46,7 +46,7 @@ def test_deduplicate_reports_conflicting_labels() -> None:
 
 def test_unknown_dataset_is_a_parameter_error() -> None:
     with pytest.raises(ParameterError):
-        SPEC.resolve_params({"dataset": "imdb"})
+        registry.get("spam").resolve_params({"dataset": "imdb"})
     with pytest.raises(ParameterError):
         data.load(dataset="imdb")
 

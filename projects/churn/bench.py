@@ -13,7 +13,7 @@ import numpy as np
 
 from common import splits, tracking
 from common.console import step
-from common.train import Context
+from common.protocol import Context
 
 BATCH_ROWS = 100_000
 

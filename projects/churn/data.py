@@ -12,6 +12,8 @@ only stop a user for nothing.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -173,7 +175,7 @@ def load_kaggle(data_dir: str | Path | None = None) -> Dataset:
     return Dataset(X=X, y=y, files=[info], name=f"kaggle-{key}-only", notes=notes)
 
 
-def load(data_dir: str | Path | None = None, dataset: str = "telco") -> Dataset:
+def load(data_dir: str | Path | None = None, dataset: Literal["telco", "kaggle"] = "telco") -> Dataset:
     """Raw customer columns and Churn (1 = churned) of the chosen dataset.
 
     Args:

@@ -28,7 +28,8 @@ from sklearn.metrics import roc_auc_score
 
 from common import evaluation, splits
 from common.console import step
-from common.train import Context, Outcome, cross_val_oof, cv_metrics
+from common.protocol import Context, Outcome, cv_metrics
+from common.protocol import cross_val_predict as cross_val_oof  # TEMPORARY: being ported to hooks
 from projects.churn import plots
 from projects.churn.pipeline import (
     CANDIDATES,

@@ -22,7 +22,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -365,10 +365,11 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------------------------------- builders
-def build_pipeline(model: str = "auto", C: float = 0.03, spline_knots: int = 7, gb_iter: int = 80,
+def build_pipeline(model: Literal["auto", "lr", "gb", "blend"] = "auto", C: float = 0.03, spline_knots: int = 7, gb_iter: int = 80,
                    gb_learning_rate: float = 0.1, gb_depth: int = 2, gb_min_leaf: int = 50,
-                   blend_weight: float = 0.6, class_weight: str = "none", calibration: str = "sigmoid",
-                   objective: str = "f1", offer_cost: float = 50.0, churn_loss: float = 500.0,
+                   blend_weight: float = 0.6, class_weight: Literal["none", "balanced"] = "none",
+                   calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid",
+                   objective: Literal["f1", "profit"] = "f1", offer_cost: float = 50.0, churn_loss: float = 500.0,
                    offer_success: float = 0.5, inner_folds: int = 5) -> Pipeline:
     """An unfitted pipeline from raw customer columns (Telco or Kaggle schema) to churn decisions.
 

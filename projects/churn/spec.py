@@ -20,19 +20,6 @@ SPEC = ProjectSpec(
     primary_metric="cv_roc_auc",
     greater_is_better=True,
     split=SplitSpec(kind="stratified", test_size=0.2, cv_folds=5, cv_on="all", refit_on="all", seed=42),
-    params={
-        "model": "auto", "C": 0.03, "spline_knots": 7, "gb_iter": 80, "gb_learning_rate": 0.1, "gb_depth": 2,
-        "gb_min_leaf": 50, "blend_weight": 0.6, "class_weight": "none", "calibration": "sigmoid",
-        "objective": "f1", "offer_cost": 50.0, "churn_loss": 500.0, "offer_success": 0.5, "inner_folds": 5,
-    },
-    data_params={"dataset": "telco"},
-    choices={
-        "model": ("auto", "lr", "gb", "blend"),
-        "class_weight": ("none", "balanced"),
-        "calibration": ("sigmoid", "isotonic", "none"),
-        "objective": ("f1", "profit"),
-        "dataset": ("telco", "kaggle"),
-    },
     # make churn: Telco at the F1 threshold, Telco at the profit threshold, and the Kaggle dataset (whose
     # rows are almost separable by depth-4 trees; 3 inner folds keep its 64k-440k rows affordable).
     variants=({}, {"objective": "profit"}, {"dataset": "kaggle", "gb_depth": 4, "gb_iter": 200, "inner_folds": 3}),

@@ -15,7 +15,7 @@ import numpy as np
 
 from common import splits, tracking
 from common.console import step
-from common.train import Context
+from common.protocol import Context
 
 
 def _timed(fn: Any) -> tuple[Any, float, float]:

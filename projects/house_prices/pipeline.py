@@ -17,7 +17,7 @@ when it sits in a validation fold or the holdout.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
@@ -148,7 +148,7 @@ def _gbm(n_iter: int, seed: int = 0) -> Pipeline:
     return Pipeline([("design", design), ("model", model)])
 
 
-def build_pipeline(model: str = "blend", linear_alpha: float = 3e-4, svr_c: float = 20.0,
+def build_pipeline(model: Literal["blend", "linear", "svr", "gbm"] = "blend", linear_alpha: float = 3e-4, svr_c: float = 20.0,
                    gbm_iter: int = 1500, clip_quantile: float = 0.005,
                    outlier_threshold: float = 3.5) -> TransformedTargetRegressor:
     """An unfitted pipeline from raw Kaggle columns to SalePrice (learned in log space).

@@ -10,9 +10,6 @@ SPEC = ProjectSpec(
     greater_is_better=False,
     # 5-fold CV over all labelled rows plus the seed tutorial's 80/20 holdout (random_state=42).
     split=SplitSpec(kind="random", test_size=0.2, cv_folds=5, cv_on="all", refit_on="all", seed=42),
-    params={"model": "blend", "linear_alpha": 3e-4, "svr_c": 20.0, "gbm_iter": 1500, "clip_quantile": 0.005,
-            "outlier_threshold": 3.5},
-    choices={"model": ("blend", "linear", "svr", "gbm")},
     seed_scores={"rmsle": 0.145},
     input_kind="frame",
     target="SalePrice",

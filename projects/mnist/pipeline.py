@@ -14,7 +14,7 @@ the given 10,000-image test set is scored by a model that never saw it.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -249,9 +249,10 @@ def _pair_index(k: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- build
-def build_pipeline(model: str = "classical", deskew: bool = True, n_estimators: int = 1000,
-                   learning_rate: float = 0.3, max_depth: int = 6, device: str = "cpu", n_components: int = 50,
-                   C: float = 5.0, shifts: int = 4, epochs: int = 3, batch_size: int = 128, threads: int = 0,
+def build_pipeline(model: Literal["xgboost", "classical", "cnn"] = "classical", deskew: bool = True,
+                   n_estimators: int = 1000, learning_rate: float = 0.3, max_depth: int = 6,
+                   device: Literal["cpu", "cuda"] = "cpu", n_components: int = 50, C: float = 5.0,
+                   shifts: Literal[0, 4, 8] = 4, epochs: int = 3, batch_size: int = 128, threads: int = 0,
                    seed: int = 0) -> Pipeline:
     """An unfitted pipeline from raw (n, 28, 28) or (n, 784) images of 0-255 to digits.
 

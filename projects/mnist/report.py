@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from common.train import Context
+from common.protocol import Context
 from projects.mnist.features import as_images
 
 
@@ -29,23 +29,20 @@ def confidence(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray, str]:
 def plot_mistakes(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf: np.ndarray, kind: str,
                   path: Any, title: str, n: int = 25) -> int:
     """A grid of the ``n`` misclassified images the model was most sure about; returns how many it drew."""
-    from common.evaluation import _figure
+    from common import plots
 
-    plt = _figure()
     wrong = np.flatnonzero(y_pred != y_true)
     worst = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
     cols = 5
     rows = max(1, int(np.ceil(len(worst) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.1))
+    fig, axes = plots.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.1))
     for ax in np.atleast_1d(axes).ravel():
         ax.axis("off")
     for ax, i in zip(np.atleast_1d(axes).ravel(), worst, strict=False):
         ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
         ax.set_title(f"true {y_true[i]} -> {y_pred[i]}\n{conf[i]:.3g}", fontsize=9)
     fig.suptitle(f"{title}: most confident mistakes ({kind}); {len(wrong)} errors in {len(y_true)}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.save(fig, path, dpi=100)
     return len(worst)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from common import tracking
 from common.console import step
-from common.train import Context
+from common.protocol import Context
 
 log = logging.getLogger(__name__)
 

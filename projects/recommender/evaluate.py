@@ -17,7 +17,7 @@ import pandas as pd
 
 from common.console import step
 from common.errors import DataError
-from common.train import Context, Outcome
+from common.protocol import Context, Outcome
 from projects.recommender import protocol
 from projects.recommender.baselines import reference_recommenders
 

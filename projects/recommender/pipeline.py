@@ -8,7 +8,7 @@ Pipeline (clean -> weighted TF-IDF per field -> optional LSA -> unit rows). It i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -18,7 +18,7 @@ from projects.recommender.model import MovieRecommender
 
 
 def build_pipeline(
-    mode: str = "hybrid",
+    mode: Literal["hybrid", "content"] = "hybrid",
     n_recommendations: int = 10,
     text_weight: float = 1.0,
     title_weight: float = 0.5,
@@ -34,7 +34,7 @@ def build_pipeline(
     cf_weight: float = 0.5,
     tune: bool = True,
     tune_step: float = 0.1,
-    cf_signal: str = "liked",
+    cf_signal: Literal["liked", "rated", "centered"] = "liked",
     neighbors: int = 0,
     seed: int = 0,
 ) -> MovieRecommender:

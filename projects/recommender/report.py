@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from common.train import Context
+from common.protocol import Context
 
 WELL_KNOWN = ["Inception", "The Dark Knight", "Toy Story", "Titanic", "The Godfather"]
 QUERIES_WITH_TYPOS = ["incepton", "the godfater", "Dark Knight, The", "The Host (2006)", "harry potter"]

@@ -8,7 +8,7 @@ not ``selected_text``, can reach the model.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
@@ -26,9 +26,9 @@ MODELS = ("svc", "calibrated_svc", "logreg")
 
 
 def build_pipeline(
-    model: str = "svc",
+    model: Literal["svc", "calibrated_svc", "logreg"] = "svc",
     C: float = 0.1,
-    class_weight: str = "balanced",
+    class_weight: Literal["balanced", "none"] = "balanced",
     word_ngrams: int = 3,
     char_ngrams: int = 5,
     min_df: int = 2,

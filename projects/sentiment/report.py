@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.train import Context
+from common.protocol import Context
 
 
 def top_features(model: Any, k: int = 25) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import csv
 import logging
 from pathlib import Path
@@ -68,7 +70,7 @@ def deduplicate(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return out, notes
 
 
-def load(data_dir: str | Path | None = None, dataset: str = "sms") -> Dataset:
+def load(data_dir: str | Path | None = None, dataset: Literal["sms", "enron"] = "sms") -> Dataset:
     """Messages as raw strings and their labels (``"spam"``/``"ham"``), duplicates removed.
 
     Args:

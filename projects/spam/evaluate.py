@@ -1,26 +1,22 @@
-"""spam evaluation: the generic protocol, plus the out-of-fold ham blocked rate."""
+"""spam evaluation: the generic protocol, plus the share of ham the filter blocks out of fold."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from common import splits
-from common.train import Context, Outcome, evaluate_supervised
+from common.protocol import Context, Evaluation, EvaluationHooks
 
 
-def evaluate(ctx: Context) -> Outcome:
-    """Generic CV + test evaluation; adds ``cv_ham_blocked_rate`` (share of ham flagged out of fold).
+def ham_blocked(ctx: Context, ev: Evaluation) -> dict[str, float]:
+    """``cv_ham_blocked_rate``: the share of training ham flagged as spam by the out-of-fold predictions."""
+    if ev.cv is None:
+        return {}
+    m = ev.cv.mask
+    pos = ctx.spec.pos_label
+    ham = ev.cv.y[m] != pos
+    if not ham.any():
+        return {}
+    return {"cv_ham_blocked_rate": float(np.mean(ev.cv.pred[m][ham] == pos))}
 
-    It is exact algebra on the generic CV figures: with ``P`` spam rows, recall ``r`` and precision
-    ``p``, the model flagged ``r*P`` spam correctly and ``r*P*(1-p)/p`` ham wrongly.
-    """
-    outcome = evaluate_supervised(ctx)
-    m = outcome.metrics
-    _, _, y_train, _ = splits.train_test(ctx.dataset, ctx.spec.split)
-    positive = np.asarray(y_train) == ctx.spec.pos_label
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    p, r = m.get("cv_precision"), m.get("cv_recall")
-    if p is not None and r is not None and p > 0 and n_neg:
-        true_pos = r * n_pos
-        m["cv_ham_blocked_rate"] = float(round(true_pos * (1 - p) / p) / n_neg)
-    return outcome
+
+HOOKS = EvaluationHooks(metrics=ham_blocked)

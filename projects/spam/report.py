@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.train import Context
+from common.protocol import Context
 
 
 def top_ngrams(model: Any, k: int = 30) -> pd.DataFrame:

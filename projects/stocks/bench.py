@@ -13,7 +13,7 @@ import numpy as np
 
 from common import tracking
 from common.console import step
-from common.train import Context
+from common.protocol import Context
 from projects.stocks.evaluate import evaluate
 
 HISTORY = 80

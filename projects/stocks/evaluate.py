@@ -28,7 +28,7 @@ from sklearn.model_selection import TimeSeriesSplit, train_test_split
 from common.console import step
 from common.errors import DataError
 from common.evaluation import regression_scores
-from common.train import Context, Outcome
+from common.protocol import Context, Outcome
 from projects.stocks.features import WARMUP
 from projects.stocks.pipeline import baselines
 

@@ -13,7 +13,7 @@ next-day returns are close to unpredictable and the model is allowed to say so.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -154,7 +154,7 @@ def _hgb(n_iter: int, seed: int = 0) -> Any:
     )
 
 
-def build_pipeline(model: str = "ridge", alphas: tuple[float, ...] = (1e1, 1e2, 1e3, 1e4, 1e5, 1e6),
+def build_pipeline(model: Literal["ridge", "hgb", "seed"] = "ridge", alphas: tuple[float, ...] = (1e1, 1e2, 1e3, 1e4, 1e5, 1e6),
                    inner_folds: int = 5, hgb_iter: int = 150, cost_bps: float = 5.0) -> Pipeline:
     """An unfitted pipeline from raw daily bars to each day's next-day Close.
 

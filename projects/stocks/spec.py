@@ -11,15 +11,10 @@ SPEC = ProjectSpec(
     # Time order is never shuffled: 5 expanding walk-forward folds on the first 80% with a one-week gap, the
     # last 20% as the final holdout; the logged model is refit on every day so it forecasts the next one.
     split=SplitSpec(kind="time", test_size=0.2, cv_folds=5, cv_on="train", refit_on="all", gap=5, seed=42),
-    params={"model": "ridge", "alphas": (1e1, 1e2, 1e3, 1e4, 1e5, 1e6), "inner_folds": 5, "hgb_iter": 150,
-            "cost_bps": 5.0},
-    data_params={"ticker": "AAPL", "start": "2015-01-01", "end": "2024-01-01"},
-    choices={"model": ("ridge", "hgb", "seed")},
     # `make stocks` trains the honest model and re-runs the seed's leaky protocol beside it (not registered).
     variants=({}, {"model": "seed"}),
     # The seed tutorial: same-day Open/High/Low -> Close with a shuffled split, "MAE $0.88" on AAPL 2020-2024.
     seed_scores={"mae": 0.88},
     input_kind="frame",
     target="next_close",
-    extra="stocks",
 )
