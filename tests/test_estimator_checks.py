@@ -6,7 +6,6 @@ import importlib
 import pkgutil
 from typing import Any
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tests.estimators as cases_pkg

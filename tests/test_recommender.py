@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from common import protocol, registry, train
+from common import protocol as common_protocol
+from common import registry, train
 from common.errors import DataError, InputError
 from projects.recommender import bench, protocol, synthetic
 from projects.recommender.data import load
@@ -239,7 +240,7 @@ def test_evaluation_reports_every_metric_and_baseline(synth, tmp_path: Path) -> 
 
     project = registry.get("recommender")
     params, data_params = project.resolve_params(synthetic.TEST_PARAMS)
-    outcome = evaluate(protocol.Context(project, params, data_params, synth, tmp_path, fit_final=False))
+    outcome = evaluate(common_protocol.Context(project, params, data_params, synth, tmp_path, fit_final=False))
     metrics = outcome.metrics
     for name in ("ndcg_at_10", "precision_at_10", "recall_at_10", "coverage"):
         assert np.isfinite(metrics[name])

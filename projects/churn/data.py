@@ -12,11 +12,10 @@ only stop a user for nothing.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 

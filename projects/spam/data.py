@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import csv
 import logging
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
