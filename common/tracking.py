@@ -135,10 +135,9 @@ SERIALIZATION_ENV = "MLPROJECTS_MODEL_FORMAT"
 def choose_serialization(model: Any, preferred: str | None = None) -> tuple[str, list[str] | None]:
     """The format to log ``model`` in: cloudpickle by default, skops when asked for and it round-trips.
 
-    cloudpickle is the default because loading is the hot path (a new process must load a champion and
-    predict in under 3 s): skops spends ~0.9 s importing its trusted-type table and rebuilds containers item
-    by item (6 s for the sentiment vocabulary), while cloudpickle loads any of these models in well under a
-    second. skops is no safety boundary here either: MLflow reads the trusted-type list from the model's own
+    cloudpickle is the default because loading is the hot path (a new process loads a champion and
+    predicts one row): skops imports a large trusted-type table and rebuilds containers item by item, which
+    is slow for large vocabularies (figures in the README, "Loading a champion"). skops is no safety boundary here either: MLflow reads the trusted-type list from the model's own
     MLmodel file. Load models only from stores you trust. ``MLPROJECTS_MODEL_FORMAT=skops`` (or
     ``preferred="skops"``) still logs skops files for tools that audit them; the trusted types are exactly
     the ones found in this model, which this process just trained.
