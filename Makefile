@@ -35,24 +35,27 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv and install the package (EXTRAS=dev,cnn by default)
 
-all: venv ## train every project on its default configuration, then write and print the report
+all: venv ## train every project (its default configuration and declared variants), then write and print the report
 	$(MLP) train-all $(ARGS)
 	$(MLP) report
 
 report: venv ## write reports/leaderboard.md and reports/index.html from the champions
 	$(MLP) report
 
-# Tests run in parallel workers (pytest -n); one OpenMP thread each avoids oversubscribing the cores.
-test: venv ## run the test suite (real-data tests run when MLPROJECTS_DATA_DIR is set)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/pytest -q $(ARGS)
+# Tests run in one process unless ARGS asks for parallel workers (pytest-xdist, in the dev extra):
+# make test ARGS="-n 2", as .ci/run does. One OpenMP thread per process keeps workers from oversubscribing
+# the cores.
+PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/pytest
+test: venv ## run the test suite (ARGS="-n 2": parallel workers; real data when MLPROJECTS_DATA_DIR is set)
+	$(PYTEST) -q $(ARGS)
 
 test-fast: venv ## run the tests without the slow and real-data ones
-	$(BIN)/pytest -q -m "not slow and not realdata" $(ARGS)
+	$(PYTEST) -q -m "not slow and not realdata" $(ARGS)
 
 lint: venv ## ruff over the code
 	$(BIN)/ruff check common projects tests
 
-format: venv ## ruff format and fix
+format: venv ## apply ruff's automatic lint fixes (imports, upgrades); it does not reformat
 	$(BIN)/ruff check --fix common projects tests
 
 house-prices: venv ## train house_prices (Kaggle Ames regression)
