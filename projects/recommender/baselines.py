@@ -13,31 +13,39 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.utils.validation import check_is_fitted
 
 from projects.recommender import protocol
-from projects.recommender.features import as_catalogue
+from projects.recommender.features import CatalogueInput, as_catalogue
 from projects.recommender.model import weighted_rating
 
 
-class _Ranker(BaseEstimator):
-    """A recommender that ranks every film by one fixed score (the user's history excluded)."""
+class _Ranker:
+    """Mixin: a recommender that ranks every film by one fixed score (the user's history excluded).
+
+    A mixin rather than an estimator base class: only the concrete rankers below are estimators (and each
+    is listed for scikit-learn's checks); subclasses implement ``_scores``.
+    """
 
     def _scores(self, catalogue: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
 
     def fit(self, X: Any, y: Any = None, ratings: Any = None) -> _Ranker:
+        """Score every catalogue film (``y`` and ``ratings`` are ignored: these rankers learn no taste)."""
         catalogue = as_catalogue(X)
         self.score_ = np.asarray(self._scores(catalogue), dtype=np.float64)
         self.n_items_ = len(catalogue)
         return self
 
     def recommend_positions(self, histories: list[np.ndarray], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` catalogue positions and scores per history, excluding the history itself."""
+        check_is_fitted(self, "score_")
         scores = np.tile(self.score_, (len(histories), 1))
         pos = protocol.top_k(scores, k, histories)
         return pos, np.take_along_axis(scores, pos, axis=1)
 
 
-class RandomRecommender(_Ranker):
+class RandomRecommender(CatalogueInput, _Ranker, BaseEstimator):
     """Uniformly random films (a different draw per user)."""
 
     def __init__(self, seed: int = 0) -> None:
@@ -47,20 +55,22 @@ class RandomRecommender(_Ranker):
         return np.zeros(len(catalogue))
 
     def recommend_positions(self, histories: list[np.ndarray], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """``k`` random films per history (reproducible from ``seed``), excluding the history itself."""
+        check_is_fitted(self, "n_items_")
         rng = np.random.default_rng(self.seed)
         scores = rng.random((len(histories), self.n_items_))
         pos = protocol.top_k(scores, k, histories)
         return pos, np.take_along_axis(scores, pos, axis=1)
 
 
-class MostVoted(_Ranker):
+class MostVoted(CatalogueInput, _Ranker, BaseEstimator):
     """The films with the most TMDB votes."""
 
     def _scores(self, catalogue: pd.DataFrame) -> np.ndarray:
         return catalogue["vote_count"].fillna(0).to_numpy(dtype=float)
 
 
-class WeightedRatingRanker(_Ranker):
+class WeightedRatingRanker(CatalogueInput, _Ranker, BaseEstimator):
     """The films with the best vote-weighted rating (IMDb's formula, ``m`` = a vote-count quantile)."""
 
     def __init__(self, quantile: float = 0.9) -> None:
@@ -77,7 +87,7 @@ def seed_text(catalogue: pd.DataFrame) -> list[str]:
     return (parts[0] + " " + parts[1] + " " + parts[2]).tolist() if len(parts) == 3 else parts[0].tolist()
 
 
-class SeedTfidf(BaseEstimator):
+class SeedTfidf(CatalogueInput, BaseEstimator):
     """The seed's TF-IDF (English stop words) and cosine similarity, summed over the user's liked films.
 
     Computed sparse (``T @ (T[history].sum())``), so the seed's dense N x N matrix is never built; the
@@ -85,6 +95,7 @@ class SeedTfidf(BaseEstimator):
     """
 
     def fit(self, X: Any, y: Any = None, ratings: Any = None) -> SeedTfidf:
+        """Fit the TF-IDF on the catalogue's title, overview and tagline (``y`` and ``ratings`` are ignored)."""
         catalogue = as_catalogue(X)
         self.vectorizer_ = TfidfVectorizer(stop_words="english")
         self.matrix_ = self.vectorizer_.fit_transform(seed_text(catalogue)).tocsr()
@@ -92,6 +103,8 @@ class SeedTfidf(BaseEstimator):
         return self
 
     def recommend_positions(self, histories: list[np.ndarray], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` positions by summed cosine similarity to each history, excluding the history itself."""
+        check_is_fitted(self, "matrix_")
         out_pos, out_scores = [], []
         for start in range(0, len(histories), 256):
             chunk = histories[start:start + 256]

@@ -16,13 +16,14 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from common import tracking
+from common.bench import latency, load_average, throughput, timed
 from common.console import step
 from common.protocol import Context
 
@@ -65,35 +66,21 @@ def matrix_mb(m: Any) -> float:
     return np.asarray(m).nbytes / 2**20
 
 
-def _latencies(fn: Any, args: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Wall-clock and CPU milliseconds per call (CPU time is what a busy, shared machine distorts least)."""
-    fn(args[0])  # warm-up
-    wall, cpu = np.empty(len(args)), np.empty(len(args))
-    for i, a in enumerate(args):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn(a)
-        wall[i], cpu[i] = (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
-    return wall, cpu
-
-
 def query_latency(model: Any, repeats: int = 200, seed: int = 0) -> dict[str, float]:
-    """p50/p95 of one top-10 query for a random catalogue film: by position (the similarity search), by
-    title (lookup + search + the result table) and by a title with a typo; wall-clock and CPU time."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, model.n_items_, repeats)
-    core, core_cpu = _latencies(lambda p: model.recommend_positions([np.array([p])], 10), picks)
+    """p50/p95 (wall and CPU) of one top-10 query for a random catalogue film, three ways.
+
+    ``query_*`` times the similarity search by catalogue position, ``recommend_title_*`` a title (lookup,
+    search and the result table) and ``recommend_typo_*`` a title with a typo (the fuzzy lookup).
+    """
+    picks = np.random.default_rng(seed).integers(0, model.n_items_, repeats)
+    # Inputs are built before timing, so only the call is measured.
+    histories = [[np.array([p])] for p in picks]
     titles = [model.titles_[p] for p in picks]
-    full, full_cpu = _latencies(lambda t: model.recommend(t, k=10), titles)
     typos = [t.lower()[:-1] for t in titles[: max(repeats // 4, 1)]]
-    fuzzy, _ = _latencies(lambda t: model.recommend(t, k=10), typos)
     return {
-        "query_p50_ms": float(np.percentile(core, 50)),
-        "query_p95_ms": float(np.percentile(core, 95)),
-        "query_cpu_p50_ms": float(np.percentile(core_cpu, 50)),
-        "recommend_title_p50_ms": float(np.percentile(full, 50)),
-        "recommend_title_p95_ms": float(np.percentile(full, 95)),
-        "recommend_title_cpu_p50_ms": float(np.percentile(full_cpu, 50)),
-        "recommend_typo_p50_ms": float(np.percentile(fuzzy, 50)),
+        **latency(lambda h: model.recommend_positions(h, 10), histories, prefix="query"),
+        **latency(lambda t: model.recommend(t, k=10), titles, prefix="recommend_title"),
+        **latency(lambda t: model.recommend(t, k=10), typos, prefix="recommend_typo"),
     }
 
 
@@ -102,24 +89,26 @@ def bench(ctx: Context) -> dict[str, Any]:
     ds = ctx.dataset
     catalogue, ratings = ds.X, ds.extras.get("ratings")
     n = len(catalogue)
-    out: dict[str, Any] = {"rss_before_fit_mb": current_rss_mb()}
+    out: dict[str, Any] = {"load_average_1m": load_average(), "rss_before_fit_mb": current_rss_mb()}
     with step(f"Bench: content-only fit on {n} films"):
-        t0 = time.perf_counter()
-        content = ctx.build(mode="content").fit(catalogue)
-        out["fit_content_seconds"] = time.perf_counter() - t0
+        fit = timed(lambda: ctx.build(mode="content").fit(catalogue))
+    content = fit.result
+    out |= {"fit_content_seconds": fit.wall_s, "fit_content_cpu_seconds": fit.cpu_s}
     with step(f"Bench: default ({ctx.params.get('mode')}) fit on {n} films"
               + (f" and {len(ratings):,} ratings" if ratings is not None else "")):
-        t0 = time.perf_counter()
-        model = ctx.build().fit(catalogue, ratings=ratings)
-        out["fit_seconds"] = time.perf_counter() - t0
+        fit = timed(lambda: ctx.build().fit(catalogue, ratings=ratings))
+    model = fit.result
+    out |= {"fit_seconds": fit.wall_s, "fit_cpu_seconds": fit.cpu_s}
     out["fit_peak_rss_mb"] = peak_rss_mb()
     with step("Bench: query latency"):
         out |= query_latency(model)
         out |= {f"content_{k}": v for k, v in query_latency(content, repeats=100).items() if k.startswith("query")}
     with step(f"Bench: all {n} films' top 10 in batches"):
-        t0 = time.perf_counter()
-        model.kneighbors(None, n_neighbors=10)
-        out["batch_queries_per_s"] = n / (time.perf_counter() - t0)
+        # What kneighbors() does for the whole catalogue: every film is one query.
+        every = [np.array([p]) for p in range(n)]
+        batch = throughput(lambda h: model.recommend_positions(h, 10), every, prefix="batch")
+    out |= batch
+    out["batch_queries_per_s"] = batch["batch_rows_per_s"]
     out["model_size_mb"] = tracking.model_size_mb(model)
     out["item_matrix_mb"] = matrix_mb(model.item_vectors_)
     out["dense_nxn_float64_mb"] = n * n * 8 / 2**20  # what the seed's cosine_similarity matrix takes
@@ -150,22 +139,20 @@ def measure_one(n: int, seed: int = 0, repeats: int = 50) -> dict[str, Any]:
     from projects.recommender import synthetic
     from projects.recommender.pipeline import build_pipeline
 
-    t0 = time.perf_counter()
-    cat = synthetic.catalogue(n, seed=seed)
-    gen_s = time.perf_counter() - t0
+    gen = timed(lambda: synthetic.catalogue(n, seed=seed))
+    cat, gen_s = gen.result, gen.wall_s
     rss_data = current_rss_mb()
-    model = build_pipeline(mode="content")
-    t0 = time.perf_counter()
-    model.fit(cat)
-    fit_s = time.perf_counter() - t0
+    fit = timed(partial(build_pipeline(mode="content").fit, cat))
+    model = fit.result
     rss_fit_peak = peak_rss_mb()
-    del cat
+    del cat, gen  # the generated catalogue is not part of the model: free it before the queries
     lat = query_latency(model, repeats=repeats, seed=seed)
     index = model.title_index_
     return {
         "n": n,
         "generate_seconds": gen_s,
-        "fit_seconds": fit_s,
+        "fit_seconds": fit.wall_s,
+        "fit_cpu_seconds": fit.cpu_s,
         "rss_data_mb": rss_data,
         "peak_rss_mb": max(rss_fit_peak, peak_rss_mb()),
         "fit_extra_rss_mb": rss_fit_peak - rss_data,

@@ -10,11 +10,13 @@ carries no user information, so the content vectors are fitted on the whole cata
 from __future__ import annotations
 
 import logging
-import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from common import plots
+from common.bench import timed
 from common.console import step
 from common.errors import DataError
 from common.protocol import Context, Outcome
@@ -29,23 +31,17 @@ MIN_LIKED = 10
 TEST_FRACTION = 0.2
 
 
-def _plot(rows: dict[str, float], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+def _plot(rows: dict[str, float], path: Path) -> Path:
+    """NDCG@K of the model (green) and each baseline (grey) as horizontal bars."""
     names, values = list(rows), list(rows.values())
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plots.subplots(figsize=(7, 3.5))
     colors = ["tab:green" if n == "model" else "tab:gray" for n in names]
     ax.barh(names[::-1], values[::-1], color=colors[::-1])
     for i, v in enumerate(values[::-1]):
         ax.text(v, i, f" {v:.3f}", va="center")
     ax.set_xlabel(f"NDCG@{K} (test users' later likes)")
     ax.set_title("recommender vs baselines")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return plots.save(fig, path)
 
 
 def evaluate(ctx: Context) -> Outcome:
@@ -68,9 +64,8 @@ def evaluate(ctx: Context) -> Outcome:
     targets = protocol.target_matrix(splits, n_items)
 
     with step(f"Fitting the recommender on {n_items} films and {len(train_ratings):,} training ratings"):
-        t0 = time.perf_counter()
-        model = ctx.build().fit(catalogue, ratings=train_ratings)
-        eval_fit = time.perf_counter() - t0
+        fit = timed(lambda: ctx.build().fit(catalogue, ratings=train_ratings))
+    model, eval_fit = fit.result, fit.wall_s
     with step(f"Recommending {K} films to {len(splits)} test users"):
         recs, _ = model.recommend_positions(histories, K)
     metrics = protocol.ranking_metrics(recs, splits, n_items, K, targets)
@@ -100,13 +95,10 @@ def evaluate(ctx: Context) -> Outcome:
     final, fit_seconds = model, eval_fit
     if ctx.fit_final:
         with step(f"Fitting the final recommender on all {len(ratings):,} ratings"):
-            t0 = time.perf_counter()
-            final = ctx.build().fit(catalogue, ratings=ratings)
-            fit_seconds = time.perf_counter() - t0
+            fit = timed(lambda: ctx.build().fit(catalogue, ratings=ratings))
+        final, fit_seconds = fit.result, fit.wall_s
     probe = catalogue["title"].astype(str).head(100).tolist()
-    t0 = time.perf_counter()
-    final.predict(probe)
-    metrics["predict_ms_per_row"] = 1000 * (time.perf_counter() - t0) / max(len(probe), 1)
+    metrics["predict_ms_per_row"] = 1000 * timed(lambda: final.predict(probe)).wall_s / max(len(probe), 1)
     example = pd.DataFrame({"title": catalogue["title"].astype(str).head(3).tolist()})
     return Outcome(metrics=metrics, model=final, input_example=example, fit_seconds=fit_seconds,
                    X_test=catalogue, y_test=None)

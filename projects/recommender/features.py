@@ -22,6 +22,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Normalizer
+from sklearn.utils import Tags
 
 from common.errors import InputError
 
@@ -39,7 +40,7 @@ def fold(text: Any) -> str:
     """Lower-case ASCII with accents removed and punctuation turned into single spaces."""
     if not isinstance(text, str):
         return ""
-    if text.isascii():  # the common case, and ten times faster than decomposing
+    if text.isascii():  # the common case, which needs no Unicode decomposition
         ascii_text = text.lower()
     else:
         decomposed = unicodedata.normalize("NFKD", text)
@@ -96,20 +97,30 @@ def era_tokens(year: int) -> str:
     return f"decade_{year // 10 * 10} half_{year // 5 * 5}"
 
 
+class NotACatalogueError(InputError, TypeError):
+    """Input of the wrong type where a catalogue is needed.
+
+    An ``InputError`` so the command line shows the message, and a ``TypeError`` as Python (and
+    scikit-learn's estimator checks) expect for an argument of the wrong type.
+    """
+
+
 def as_catalogue(X: Any) -> pd.DataFrame:
     """Accept a catalogue DataFrame (or row dicts) with at least ``id`` and ``title``.
 
     Raises:
-        InputError: for another type or missing columns.
+        NotACatalogueError: for another type (an ``InputError``).
+        InputError: for missing columns or no rows.
     """
     if isinstance(X, pd.DataFrame):
         frame = X
     elif isinstance(X, list | tuple) and X and isinstance(X[0], dict):
         frame = pd.DataFrame(list(X))
     else:
-        raise InputError(
+        got = f"a sparse {type(X).__name__} (sparse input is not supported)" if sparse.issparse(X) else type(X).__name__
+        raise NotACatalogueError(
             "The recommender is fitted on a catalogue: a DataFrame of raw TMDB columns (id, title, overview, "
-            f"tagline, genres, keywords, release_date, vote_average, vote_count); got {type(X).__name__}."
+            f"tagline, genres, keywords, release_date, vote_average, vote_count); got {got}."
         )
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -117,6 +128,20 @@ def as_catalogue(X: Any) -> pd.DataFrame:
     if len(frame) == 0:
         raise InputError("The catalogue has no rows.")
     return frame
+
+
+class CatalogueInput:
+    """Mixin for estimators fitted on a catalogue (see ``as_catalogue``): says so in scikit-learn's tags.
+
+    A catalogue is a table of text fields, ids and vote figures in which missing values are normal, so the
+    tags declare string input and NaN as allowed. Put it before ``BaseEstimator`` in the bases.
+    """
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        return tags
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -129,12 +154,18 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-class MovieText(TransformerMixin, BaseEstimator):
+class MovieText(CatalogueInput, TransformerMixin, BaseEstimator):
     """Raw catalogue rows -> the text fields the vectorisers read (stateless).
 
     Output columns: ``title``, ``text`` (overview + tagline), ``genres`` and ``keywords`` (one token per
     name, so "science fiction" is one feature), ``era`` (decade tokens). Missing values become "".
     """
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless: fit only checks the input
+        tags.transformer_tags.preserves_dtype = []  # the output is a table of text, whatever came in
+        return tags
 
     def fit(self, X: Any, y: Any = None) -> MovieText:
         as_catalogue(X)
@@ -191,7 +222,7 @@ class FieldTfidf(TfidfVectorizer):
         return super().transform(raw_documents)
 
     # The vocabulary is stored as two arrays rather than a dict of tens of thousands of entries: skops
-    # (the safe format the model is logged in) writes a dict entry by entry, which is slow to save and load.
+    # (the format logged with MLPROJECTS_MODEL_FORMAT=skops) writes a dict entry by entry, slow to save and load.
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())  # object.__getstate__ may return the live __dict__
         state.pop("stop_words_", None)  # only informative, and as large as the vocabulary

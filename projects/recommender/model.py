@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, clone
+from sklearn.utils import Tags, TransformerTags
+from sklearn.utils.validation import check_is_fitted
 
 from common.errors import InputError
 from projects.recommender import protocol
-from projects.recommender.features import as_catalogue, build_content_features, release_year
+from projects.recommender.features import CatalogueInput, as_catalogue, build_content_features, release_year
 from projects.recommender.lookup import Match, TitleIndex
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ def simplex_grid(step: float = 0.1, n: int = 3) -> list[tuple[float, ...]]:
     return out
 
 
-class MovieRecommender(BaseEstimator):
+class MovieRecommender(CatalogueInput, BaseEstimator):
     """Recommends catalogue films similar to a title (or to a list of titles a user liked).
 
     Args:
@@ -121,6 +123,12 @@ class MovieRecommender(BaseEstimator):
         self.like_threshold = like_threshold
         self.val_min_liked = val_min_liked
         self.batch_size = batch_size
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        # ``transform`` gives content vectors (float32 whatever the input), so it is a transformer too.
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
+        return tags
 
     # ------------------------------------------------------------------------------------------- fitting
     def fit(self, X: Any, y: Any = None, ratings: pd.DataFrame | None = None) -> MovieRecommender:
@@ -459,8 +467,8 @@ class MovieRecommender(BaseEstimator):
         return self.features_.transform(as_catalogue(X))
 
     # --------------------------------------------------------------------------------------- persistence
-    # Titles and the id lookup are saved as arrays (the dict is rebuilt on load): skops, the safe format the
-    # model is logged in, writes Python containers item by item, which is slow for thousands of entries.
+    # Titles and the id lookup are saved as arrays (the dict is rebuilt on load): skops (the format logged
+    # with MLPROJECTS_MODEL_FORMAT=skops) writes Python containers item by item, slow for thousands of entries.
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())  # object.__getstate__ may return the live __dict__
         state.pop("id_pos_", None)
@@ -481,8 +489,8 @@ class MovieRecommender(BaseEstimator):
 
     # ------------------------------------------------------------------------------------------ helpers
     def _check_fitted(self) -> None:
-        if not hasattr(self, "item_vectors_"):
-            raise InputError("This recommender is not fitted yet: call fit(catalogue) first.")
+        # scikit-learn's NotFittedError, so tools that probe fitted state (clone, meta-estimators) see it.
+        check_is_fitted(self, "item_vectors_", msg="This recommender is not fitted yet: call fit(catalogue) first.")
 
     def _label(self, pos: int) -> str:
         year = self.years_[pos]

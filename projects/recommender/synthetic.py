@@ -27,7 +27,7 @@ def _words(rng: np.random.Generator, n: int, syllables: int = 2) -> np.ndarray:
 
 
 def catalogue(n: int, seed: int = 0, n_clusters: int | None = None, words_per_overview: int = 25) -> pd.DataFrame:
-    """A generated catalogue of ``n`` films with TMDB's columns, built vectorised (a million in seconds).
+    """A generated catalogue of ``n`` films with TMDB's columns, built vectorised (for the scaling benchmark).
 
     Args:
         n: number of films.
