@@ -1,4 +1,5 @@
-"""churn: raw-input robustness, the threshold rules, the loaders' file handling, and the real-data bars."""
+"""churn: raw-input robustness, the sklearn calibration and threshold heads, the protocol hooks, the loaders'
+file handling, and the real-data bars."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from projects.churn.pipeline import (
     THRESHOLD_GRID,
     CategoryCodes,
     ChurnClassifier,
+    MemberBlend,
     build_pipeline,
-    choose_threshold,
-    f1_curve,
-    profit_per_customer,
+    churner_f1,
+    objective_scorer,
+    retention_profit,
 )
 
 FAST = {"inner_folds": 3, "gb_iter": 20}
@@ -147,17 +149,62 @@ def test_bad_parameters_raise():
         ChurnClassifier().fit(ChurnFeatures().fit(X).transform(X), np.zeros(len(X), dtype=int))
 
 
-def test_threshold_rules():
+def test_churner_f1_matches_sklearn():
+    """The fast F1 the threshold search calls equals sklearn's f1_score (the reference), edge cases included."""
+    from sklearn.metrics import f1_score
+
     rng = np.random.default_rng(0)
-    proba = rng.beta(1.2, 3.0, 20_000)
-    y = (rng.random(proba.size) < proba).astype(int)  # calibrated by construction
-    best_f1 = f1_curve(proba, y, THRESHOLD_GRID).max()
-    assert choose_threshold(proba, y, "f1") == pytest.approx(best_f1 / 2)
-    # With calibrated probabilities the profit-optimal rule is p >= cost / (success * loss) = 0.2.
-    t = choose_threshold(proba, y, "profit", offer_cost=50, churn_loss=500, offer_success=0.5)
-    assert t == pytest.approx(0.2, abs=0.03)
-    everyone = profit_per_customer(proba, y, 0.0, 50, 500, 0.5)
+    cases = [(rng.integers(0, 2, 500), rng.integers(0, 2, 500)) for _ in range(20)]
+    cases += [(np.zeros(10, int), np.zeros(10, int)), (np.ones(10, int), np.zeros(10, int)),
+              (np.zeros(10, int), np.ones(10, int)), (np.array([1, 0, 1]), np.array([True, False, True]))]
+    for y, pred in cases:
+        assert churner_f1(y, pred) == pytest.approx(f1_score(y, pred, pos_label=1, zero_division=0), abs=1e-12)
+
+
+def _calibrated(n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    proba = rng.beta(1.2, 3.0, n)
+    return proba, (rng.random(n) < proba).astype(int)  # calibrated by construction
+
+
+def test_threshold_heads_on_calibrated_scores():
+    """Profit: TunedThresholdClassifierCV finds cost / (success x loss); F1: half the best F1 it measured."""
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
+
+    proba, y = _calibrated()
+    scores = proba[:, None]
+    tuned = TunedThresholdClassifierCV(FrozenEstimator(MemberBlend().fit(scores, y)),
+                                       scoring=objective_scorer("profit", 50, 500, 0.5), thresholds=THRESHOLD_GRID,
+                                       response_method="predict_proba", cv="prefit", refit=False).fit(scores, y)
+    assert tuned.best_threshold_ == pytest.approx(0.2, abs=0.03)
+    head = ChurnClassifier(objective="f1")._head((1.0,), scores, y)
+    assert isinstance(head, FixedThresholdClassifier)
+    calibrated = head.predict_proba(scores)[:, 1]
+    assert np.abs(calibrated - proba).max() < 0.05  # Platt scaling of calibrated scores stays near identity
+    best_f1 = max(churner_f1(y, calibrated >= t) for t in THRESHOLD_GRID)
+    assert head.threshold == pytest.approx(best_f1 / 2, abs=1e-12)
+    assert (head.predict(scores) == (calibrated >= head.threshold)).all()
+    everyone = retention_profit(y, np.ones_like(y), offer_cost=50, churn_loss=500, offer_success=0.5)
     assert everyone == pytest.approx(0.5 * 500 * y.mean() - 50)
+
+
+def test_uncalibrated_head_tunes_the_raw_score():
+    proba, y = _calibrated(5000, seed=1)
+    head = ChurnClassifier(objective="f1", calibration="none")._head((1.0,), proba[:, None], y)
+    assert head.best_threshold_ == THRESHOLD_GRID[np.argmax([churner_f1(y, proba >= t) for t in THRESHOLD_GRID])]
+    assert head.predict_proba(proba[:, None])[:, 1] == pytest.approx(proba)
+
+
+def test_fold_candidate_equals_the_fixed_model(fitted, telco):
+    """An auto model's lr candidate predicts exactly what a model=lr pipeline fitted on the same rows does:
+    what lets the protocol report the winner's out-of-fold scores as the logged configuration's."""
+    X, y = telco
+    alone = build_pipeline(model="lr", **FAST).fit(X, y)
+    features = fitted[:-1].transform(X)
+    assert fitted[-1].candidate_proba(features, "lr") == pytest.approx(alone.predict_proba(X)[:, 1], abs=1e-12)
+    assert fitted[-1].thresholds_["lr"] == alone[-1].threshold_
+    assert (fitted[-1].candidate_predict(features, "lr") == alone.predict(X)).all()
 
 
 def test_skops_round_trip(fitted, telco):
@@ -165,6 +212,21 @@ def test_skops_round_trip(fitted, telco):
 
     fmt, _ = choose_serialization(fitted, "skops")
     assert fmt == "skops"
+
+
+def test_bench_reports_through_common_bench(tmp_path, monkeypatch):
+    from common import registry
+    from common.protocol import Context
+    from projects.churn import bench
+
+    monkeypatch.setattr(bench, "BATCH_ROWS", 2_000)
+    project = registry.get("churn")
+    params, data_params = project.resolve_params({"model": "lr", **FAST})
+    report = bench.bench(Context(project, params, data_params, synthetic.generate(n=300), tmp_path), repeats=5)
+    assert report["batch_rows"] == 2_000 and report["selected_model"] == "lr"
+    for key in ("fit_seconds", "fit_cpu_seconds", "predict_p50_ms", "predict_cpu_p95_ms", "batch_seconds",
+                "batch_rows_per_s", "model_size_mb"):
+        assert report[key] > 0
 
 
 # -------------------------------------------------------------------------------------------- loaders
@@ -240,15 +302,14 @@ def test_given_testing_file_protocol_reports_the_shift(tmp_path):
     """Kaggle with both files: CV on training, metrics on the testing file, churn-rate shift logged."""
     from common import registry
     from common.datasets import Dataset, generated
-    from common.protocol import Context
-    from projects.churn.evaluate import evaluate
+    from common.protocol import Context, evaluate_supervised
 
     tr, te = kaggle_frame(400, seed=1, churn_shift=0.8), kaggle_frame(250, seed=2)
     ds = Dataset(X=tr[KAGGLE_COLUMNS], y=tr["Churn"], X_test=te[KAGGLE_COLUMNS], y_test=te["Churn"],
                  files=[generated("kaggle-both")], name="kaggle")
     project = registry.get("churn")
     params, data_params = project.resolve_params({"model": "gb", "inner_folds": 3, "gb_iter": 30})
-    outcome = evaluate(Context(project, params, data_params, ds, tmp_path))
+    outcome = evaluate_supervised(Context(project, params, data_params, ds, tmp_path)).outcome()
     m = outcome.metrics
     assert m["train_churn_rate"] == pytest.approx(tr["Churn"].mean())
     assert m["test_churn_rate"] == pytest.approx(te["Churn"].mean())
@@ -256,8 +317,40 @@ def test_given_testing_file_protocol_reports_the_shift(tmp_path):
     assert "f1_prior_adjusted" in m and "baseline_logreg_roc_auc" in m and "baseline_majority_cv_f1" in m
     assert outcome.X_test is ds.X_test  # the given file, not a holdout
     assert outcome.model[-1].selected_ == "gb"
-    for name in ("calibration.png", "gains.png", "threshold.png", "permutation_importance.csv", "cv_folds.csv"):
+    assert not any(k.startswith("candidate_") for k in m)  # a fixed model has no candidates
+    for name in ("calibration.png", "gains.png", "threshold.png", "permutation_importance.csv", "cv_folds.csv",
+                 "confusion_matrix.png", "roc_pr.png"):
         assert (tmp_path / name).is_file()
+
+
+@pytest.mark.slow
+def test_auto_reports_the_winner_and_the_nested_choice(tmp_path):
+    """model=auto: cv_* are the CV winner's out-of-fold scores, the nested choice is candidate_auto_cv_*,
+    and the test-part and final models are fitted with model=<winner>."""
+    from common import registry
+    from common.protocol import Context, cv_metrics, evaluate_supervised
+
+    ds = synthetic.generate(n=500, seed=2)
+    project = registry.get("churn")
+    params, data_params = project.resolve_params(FAST)
+    ev = evaluate_supervised(Context(project, params, data_params, ds, tmp_path))
+    m, winner = ev.metrics, ev.info["winner"]
+    names = ("lr", "gb", "blend")
+    assert winner == max(names, key=lambda k: m[f"candidate_{k}_cv_roc_auc"])
+    for k in ("roc_auc", "pr_auc", "f1", "brier"):
+        assert m[f"cv_{k}"] == m[f"candidate_{winner}_cv_{k}"]
+    nested = cv_metrics("binary", ev.info["cv_nested_auto"], "cv_roc_auc", 1)
+    assert m["candidate_auto_cv_roc_auc"] == nested["cv_roc_auc"]
+    assert ev.overrides == {"model": winner} and ev.final[-1].model == winner
+    assert m["threshold"] == ev.final[-1].threshold_
+    folds = pd.read_csv(tmp_path / "cv_folds.csv")
+    assert m["cv_threshold_mean"] == pytest.approx(folds[f"threshold_{winner}"].mean())
+    assert set(folds["selected"]) <= set(names)
+    for key in ("cv_profit_per_customer", "cv_profit_contact_all", "cv_contact_rate", "cv_lift_at_10pct",
+                "cv_gain_at_20pct", "profit_per_customer", "contact_rate", "lift_at_10pct", "test_mean_predicted"):
+        assert np.isfinite(m[key])
+    importances = pd.read_csv(tmp_path / "permutation_importance.csv")
+    assert set(importances["column"]) == set(ds.X.columns)
 
 
 # ------------------------------------------------------------------------------------------ real data
@@ -285,15 +378,14 @@ def test_real_telco_bar(real_data_dir):
     and 0.635 churner F1 at the chosen thresholds). Reduced to that one learner to fit CI time."""
     from common import registry, splits
     from common.evaluation import binary_scores
-    from common.protocol import Context
-    from projects.churn.evaluate import cross_validate
+    from common.protocol import cross_val_predict
 
     project = registry.get("churn")
     params, data_params = project.resolve_params({"model": "lr"})
     ds = churn_data.load(**data_params)
-    ctx = Context(project, params, data_params, ds, workdir=None)  # type: ignore[arg-type]
-    cv = cross_validate(ctx, ds.X, ds.y, splits.cv_splitter(project.spec.split))
-    scores = binary_scores(ds.y, cv["pred"]["lr"], cv["proba"]["lr"])
+    oof = cross_val_predict(lambda: project.build(params), ds.X, ds.y, splits.cv_splitter(project.spec.split),
+                            "binary")
+    scores = binary_scores(oof.y, oof.pred, oof.proba)
     assert scores["roc_auc"] >= 0.850
     assert scores["f1"] >= 0.63
     assert scores["brier"] < 0.14

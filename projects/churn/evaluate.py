@@ -1,193 +1,181 @@
-"""The churn evaluation protocol.
+"""The churn evaluation: the generic supervised protocol (``common.protocol``) plus churn's hooks.
 
-1. Stratified 5-fold CV over every labelled customer (``SplitSpec.cv_on="all"``; the Kaggle training file
-   when both Kaggle files exist). Each fold fits the whole pipeline on its training part, which chooses
-   calibration and the decision threshold on *inner* folds, so every out-of-fold decision is honest.
-   With ``model="auto"`` each fold fits both learners, and the logistic regression, the trees and their
-   blend are all scored on the same outer folds; the winner by CV ROC-AUC becomes the logged model. Its
-   numbers carry a small selection optimism (the best of three correlated estimates), so the fully nested
-   alternative (the model choosing among the three on its inner folds) is logged beside it as
-   ``candidate_auto_cv_*``.
-2. A test part: the dataset's own testing file when it has one (Kaggle with both files), otherwise a
-   stratified 20% holdout. The model fitted on the rest scores it and gives the permutation importances.
-3. Baselines (majority class, plain logistic regression) on the same folds and the same test part.
-4. The logged model is refitted on all rows (not on a given testing file).
+1. ``parts``: stratified 5-fold CV over every labelled customer (``SplitSpec.cv_on="all"``) and a
+   stratified 20% holdout; with both Kaggle files, CV on the training file and the given testing file as
+   the test part (nothing is refitted on it).
+2. ``on_fold``: each fold's model is fitted once, with ``model="auto"`` fitting both learners and heads
+   for the logistic regression, the trees and their blend (their calibration and threshold come from the
+   fold's *inner* folds). The hook keeps every candidate's out-of-fold probabilities and decisions and a
+   per-fold row (inner choice, thresholds, inner and outer AUCs).
+3. ``choose``: with ``model="auto"`` the winner by out-of-fold ROC-AUC among lr/gb/blend becomes the
+   logged model (the test-part and final fits use ``model=<winner>``). A fold model's candidate gives the
+   very predictions a ``model=<winner>`` pipeline fitted on the same rows gives (same inner folds, same
+   learners and head), so the reported ``cv_*`` are the out-of-fold scores of the logged configuration.
+   They carry a small selection optimism (the best of three correlated estimates); the fully nested
+   alternative, which is what the protocol cross-validated (``ctx.build()`` with ``model="auto"``: each
+   fold model choosing on its own inner folds), is kept as ``candidate_auto_cv_*``.
+4. ``metrics``: profit per customer, contact rate, lift and gains out of fold and on the test part, the
+   tuned thresholds, and the churn-rate shift between the parts with prior-adjusted scores.
+5. ``artifacts``: calibration, gains and threshold plots, per-fold table, permutation importances.
+
+Baselines (majority class, plain logistic regression) run on the same folds and test part (the protocol).
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import logging
-import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
-from common import evaluation, splits
+from common import evaluation
 from common.console import step
-from common.protocol import Context, Outcome, cv_metrics
-from common.protocol import cross_val_predict as cross_val_oof  # TEMPORARY: being ported to hooks
-from projects.churn import plots
-from projects.churn.pipeline import (
-    CANDIDATES,
-    THRESHOLD_GRID,
-    baselines,
-    choose_threshold,
-    f1_curve,
-    profit_per_customer,
+from common.protocol import (
+    Context,
+    Evaluation,
+    EvaluationHooks,
+    Fold,
+    Parts,
+    Predictions,
+    cv_metrics,
+    default_parts,
 )
+from projects.churn import plots
+from projects.churn.pipeline import THRESHOLD_GRID, churner_f1, retention_profit
 
 log = logging.getLogger(__name__)
 PRIMARY = "cv_roc_auc"
+CANDIDATE_METRICS = ("roc_auc", "pr_auc", "f1", "brier")
 
 
-def _economics(params: dict[str, Any]) -> tuple[float, float, float]:
-    return float(params["offer_cost"]), float(params["churn_loss"]), float(params["offer_success"])
+def _economics(params: dict[str, Any]) -> dict[str, float]:
+    return {"offer_cost": float(params["offer_cost"]), "churn_loss": float(params["churn_loss"]),
+            "offer_success": float(params["offer_success"])}
 
 
-def decision_profit(decisions: np.ndarray, y: np.ndarray, params: dict[str, Any]) -> float:
-    """Expected profit per customer of contacting the customers flagged as churners."""
-    cost, loss, success = _economics(params)
-    gain = np.where(y == 1, success * loss, 0.0) - cost
-    return float(np.mean((decisions == 1) * gain))
+# ------------------------------------------------------------------------------------------------ hooks
+def parts(ctx: Context) -> Parts:
+    """The Kaggle testing file when the dataset has it, otherwise the spec's stratified holdout."""
+    ds = ctx.dataset
+    if ds.X_test is not None and ds.y_test is not None:
+        return Parts(ds.X, ds.X_test, ds.y, ds.y_test, ds.X, ds.y, test_name="testing file", refit_on_all=False)
+    return dataclasses.replace(default_parts(ctx), test_name="holdout")
 
 
-def cross_validate(ctx: Context, X: Any, y: Any, splitter: Any) -> dict[str, Any]:
-    """Out-of-fold probabilities and decisions of every candidate (and of the nested choice)."""
-    y_arr = np.asarray(y)
-    n = len(y_arr)
-    names = list(CANDIDATES) if ctx.params["model"] == "auto" else [ctx.params["model"]]
-    keys = names + (["auto"] if ctx.params["model"] == "auto" else [])
-    proba = {k: np.full(n, np.nan) for k in keys}
-    pred = {k: np.zeros(n, dtype=y_arr.dtype) for k in keys}
-    fold = np.full(n, -1)
-    rows = []
-    for i, (tr, va) in enumerate(splitter.split(np.zeros(n), y_arr)):
-        with step(f"CV churn: fold {i + 1}/{splitter.get_n_splits()}"):
-            model = ctx.build().fit(splits.take(X, tr), y_arr[tr])
-        features = model[:-1].transform(splits.take(X, va))
-        clf = model[-1]
-        for name in names:
-            proba[name][va] = clf.candidate_proba(features, name)
-            pred[name][va] = clf.candidate_predict(features, name)
-        if "auto" in keys:
-            proba["auto"][va] = clf.candidate_proba(features)
-            pred["auto"][va] = clf.candidate_predict(features)
-        fold[va] = i
-        rows.append({"fold": i, "selected": clf.selected_, "threshold": clf.threshold_,
-                     **{f"threshold_{k}": v for k, v in clf.thresholds_.items()},
-                     **{f"inner_auc_{k}": v for k, v in clf.inner_auc_.items()},
-                     **{f"auc_{k}": roc_auc_score(y_arr[va], proba[k][va]) for k in keys}})
-    return {"names": names, "proba": proba, "pred": pred, "fold": fold, "folds": pd.DataFrame(rows)}
+def on_fold(ctx: Context, fold: Fold, ev: Evaluation) -> None:
+    """Every candidate's probabilities and decisions on the fold's validation rows, and a per-fold row."""
+    clf = fold.model[-1]
+    features = fold.model[:-1].transform(fold.X_valid)
+    y_cv = np.asarray(ev.parts.y_cv)
+    store = ev.info.setdefault("candidates", {})
+    row: dict[str, Any] = {"fold": fold.index, "selected": clf.selected_, "threshold": clf.threshold_}
+    for name in clf.heads_:
+        kept = store.setdefault(name, {"proba": np.full(len(y_cv), np.nan), "pred": np.zeros(len(y_cv), y_cv.dtype)})
+        kept["proba"][fold.valid_idx] = proba = clf.candidate_proba(features, name)
+        kept["pred"][fold.valid_idx] = clf.candidate_predict(features, name)
+        row[f"threshold_{name}"] = clf.thresholds_[name]
+        row[f"inner_auc_{name}"] = clf.inner_auc_[name]
+        row[f"auc_{name}"] = float(roc_auc_score(fold.y_valid == ctx.spec.pos_label, proba))
+    if ctx.params["model"] == "auto":
+        row["auc_auto"] = row[f"auc_{clf.selected_}"]
+    ev.info.setdefault("folds", []).append(row)
 
 
-def evaluate(ctx: Context) -> Outcome:
-    """Run the protocol above; see the module docstring."""
-    spec, ds, params = ctx.spec, ctx.dataset, ctx.params
-    split = spec.split
-    given = ds.X_test is not None and ds.y_test is not None
-    if given:
-        X_tr, X_te, y_tr, y_te = ds.X, ds.X_test, ds.y, ds.y_test
-        X_cv, y_cv = ds.X, ds.y
-    else:
-        X_tr, X_te, y_tr, y_te = splits.train_test(ds, split)
-        X_cv, y_cv = (ds.X, ds.y) if split.cv_on == "all" else (X_tr, y_tr)
-    y_cv_arr, y_te_arr = np.asarray(y_cv), np.asarray(y_te)
-    metrics: dict[str, float] = {}
-    splitter = splits.cv_splitter(split)
+def choose(ctx: Context, ev: Evaluation) -> dict[str, Any]:
+    """``model="auto"``: the candidate with the best out-of-fold ROC-AUC; ``cv_*`` become its scores.
 
-    # 1. cross-validation of the candidates (one set of fits) -----------------------------------------
-    t0 = time.perf_counter()
-    cv = cross_validate(ctx, X_cv, y_cv, splitter)
-    cv_seconds = time.perf_counter() - t0
-    scored = {k: cv_metrics("binary", y_cv_arr, cv["pred"][k], cv["proba"][k], cv["fold"], PRIMARY, 1)
-              for k in cv["proba"]}
-    names = cv["names"]
-    winner = max(names, key=lambda k: scored[k][PRIMARY])
-    metrics |= scored[winner]
-    if params["model"] == "auto":
-        for k, s in scored.items():
-            for m in ("roc_auc", "pr_auc", "f1", "brier"):
-                metrics[f"candidate_{k}_cv_{m}"] = s[f"cv_{m}"]
-    oof_p, oof_d = cv["proba"][winner], cv["pred"][winner]
-    metrics["cv_profit_per_customer"] = decision_profit(oof_d, y_cv_arr, params)
-    metrics["cv_profit_contact_all"] = decision_profit(np.ones_like(y_cv_arr), y_cv_arr, params)
-    metrics["cv_contact_rate"] = float(np.mean(oof_d == 1))
-    metrics["cv_lift_at_10pct"] = plots.lift_at(y_cv_arr, oof_p, 0.10)
-    metrics["cv_gain_at_20pct"] = float(plots.gains(y_cv_arr, oof_p)[1][int(round(0.2 * len(y_cv_arr)))])
-    metrics["cv_seconds"] = cv_seconds
-    folds = cv["folds"]
-    metrics["cv_threshold_mean"] = float(folds[f"threshold_{winner}"].mean())
-    folds.to_csv(ctx.artifact("cv_folds.csv"), index=False)
+    Works around the protocol, whose ``cv_*`` describe ``ctx.build()`` (here the nested choice): those are
+    moved to ``candidate_auto_cv_*``, and ``ev.cv`` and ``cv_*`` are replaced by the winner's out-of-fold
+    predictions (see the module docstring for why they are the logged configuration's).
+    """
+    candidates = ev.info.get("candidates", {})
+    ev.info["winner"] = ctx.params["model"]
+    if ev.cv is None or ctx.params["model"] != "auto" or not candidates:
+        return {}
+    pos = ctx.spec.pos_label
+    oof = {name: Predictions(ev.cv.y, kept["pred"], kept["proba"], ev.cv.fold) for name, kept in candidates.items()}
+    scored = {name: cv_metrics("binary", p, PRIMARY, pos) for name, p in oof.items()}
+    winner = max(scored, key=lambda name: scored[name][PRIMARY])
+    scored["auto"] = dict(ev.metrics)
+    for name, s in scored.items():
+        for m in CANDIDATE_METRICS:
+            ev.metrics[f"candidate_{name}_cv_{m}"] = s[f"cv_{m}"]
+    ev.info |= {"winner": winner, "cv_nested_auto": ev.cv}
+    ev.cv = oof[winner]
+    ev.metrics |= scored[winner]
     log.info("churn CV ROC-AUC by candidate: %s; logged model: %s",
              {k: round(s[PRIMARY], 4) for k, s in scored.items()}, winner)
+    return {"model": winner}
 
-    # 2. baselines on the same folds ------------------------------------------------------------------
-    bases = baselines()
-    for name, est in bases.items():
-        bp, bpr, bf = cross_val_oof(functools.partial(clone, est), X_cv, y_cv, splitter, "binary", 1, label=name)
-        metrics |= cv_metrics("binary", y_cv_arr, bp, bpr, bf, PRIMARY, 1, prefix=f"baseline_{name}_cv_")
 
-    # 3. the test part --------------------------------------------------------------------------------
-    overrides = {"model": winner} if params["model"] == "auto" else {}
-    with step(f"Fitting churn ({winner}) on the training part ({splits.n_rows(X_tr)} rows)"):
-        t0 = time.perf_counter()
-        model = ctx.build(**overrides).fit(X_tr, y_tr)
-        train_fit = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    test_metrics, pred, proba = evaluation.score_model("binary", model, X_te, y_te, 1)
-    metrics["predict_ms_per_row"] = 1000 * (time.perf_counter() - t0) / max(splits.n_rows(X_te), 1)
-    metrics |= test_metrics
-    metrics["profit_per_customer"] = decision_profit(np.asarray(pred), y_te_arr, params)
-    metrics["contact_rate"] = float(np.mean(np.asarray(pred) == 1))
-    metrics["lift_at_10pct"] = plots.lift_at(y_te_arr, proba, 0.10)
-    metrics |= _shift_metrics(np.asarray(y_tr), y_te_arr, proba, model[-1].threshold_)
-    for name, est in bases.items():
-        fitted = clone(est).fit(X_tr, y_tr)
-        bm, _, _ = evaluation.score_model("binary", fitted, X_te, y_te, 1)
-        metrics |= {f"baseline_{name}_{k}": v for k, v in bm.items()}
+def metrics(ctx: Context, ev: Evaluation) -> dict[str, float]:
+    """Business metrics out of fold (``cv_*``) and on the test part, thresholds and the prior shift."""
+    econ, pos = _economics(ctx.params), ctx.spec.pos_label
+    out: dict[str, float] = {}
+    if ev.cv is not None and ev.cv.proba is not None:
+        m = ev.cv.mask
+        y, p, d = (ev.cv.y[m] == pos).astype(int), ev.cv.proba[m], (ev.cv.pred[m] == pos).astype(int)
+        out["cv_profit_per_customer"] = retention_profit(y, d, **econ)
+        out["cv_profit_contact_all"] = retention_profit(y, np.ones_like(y), **econ)
+        out["cv_contact_rate"] = float(np.mean(d))
+        out["cv_lift_at_10pct"] = plots.lift_at(y, p, 0.10)
+        out["cv_gain_at_20pct"] = float(plots.gains(y, p)[1][int(round(0.2 * len(y)))])
+        folds = pd.DataFrame(ev.info.get("folds", []))
+        column = f"threshold_{ev.info['winner']}"
+        if column in folds:
+            out["cv_threshold_mean"] = float(folds[column].mean())
+    y_te, d_te = (ev.test.y == pos).astype(int), (ev.test.pred == pos).astype(int)
+    out["profit_per_customer"] = retention_profit(y_te, d_te, **econ)
+    out["contact_rate"] = float(np.mean(d_te))
+    out["lift_at_10pct"] = plots.lift_at(y_te, ev.test.proba, 0.10)
+    y_tr = (np.asarray(ev.parts.y_train) == pos).astype(int)
+    out |= shift_metrics(y_tr, y_te, ev.test.proba, ev.model[-1].threshold_)
+    out["threshold"] = float(ev.final[-1].threshold_)
+    return out
 
-    part = "testing file" if given else "holdout"
-    evaluation.plot_confusion(y_te, pred, ctx.artifact("confusion_matrix.png"), f"churn ({part})")
-    evaluation.plot_roc_pr(y_te, proba, ctx.artifact("roc_pr.png"), f"churn ({part})", 1)
-    curves = {"out of fold (CV)": (y_cv_arr, oof_p), part: (y_te_arr, proba)}
+
+def artifacts(ctx: Context, ev: Evaluation) -> None:
+    """Calibration, gains and threshold plots, the per-fold table and permutation importances."""
+    params, pos = ctx.params, ctx.spec.pos_label
+    winner, part = ev.info.get("winner", params["model"]), ev.parts.test_name
+    y_te = (ev.test.y == pos).astype(int)
+    curves = {part: (y_te, ev.test.proba)}
+    if ev.cv is not None and ev.cv.proba is not None:
+        m = ev.cv.mask
+        y_cv, p_cv = (ev.cv.y[m] == pos).astype(int), ev.cv.proba[m]
+        curves = {"out of fold (CV)": (y_cv, p_cv), **curves}
+        pd.DataFrame(ev.info.get("folds", [])).to_csv(ctx.artifact("cv_folds.csv"), index=False)
+        plots.calibration_table(y_cv, p_cv).to_csv(ctx.artifact("calibration_cv.csv"), index=False)
+        econ = _economics(params)
+        f1 = np.array([churner_f1(y_cv, p_cv >= t) for t in THRESHOLD_GRID])
+        profit = np.array([retention_profit(y_cv, p_cv >= t, **econ) for t in THRESHOLD_GRID])
+        chosen = {"logged model's threshold": float(ev.final[-1].threshold_),
+                  "F1-best on CV predictions": float(THRESHOLD_GRID[np.argmax(f1)]),
+                  "profit-best on CV predictions": float(THRESHOLD_GRID[np.argmax(profit)])}
+        title = (f"churn: objective {params['objective']} (offer {econ['offer_cost']:g}, "
+                 f"loss {econ['churn_loss']:g}, success {econ['offer_success']:g})")
+        plots.plot_threshold(THRESHOLD_GRID, f1, profit, chosen, ctx.artifact("threshold.png"), title)
     plots.plot_calibration(curves, ctx.artifact("calibration.png"), f"churn: calibration ({winner})")
-    plots.calibration_table(y_cv_arr, oof_p).to_csv(ctx.artifact("calibration_cv.csv"), index=False)
-    plots.plot_gains(curves, ctx.artifact("gains.png"), f"churn: cumulative gains ({winner})",
-                     threshold_share=metrics["cv_contact_rate"])
+    share = float(np.mean(ev.cv.pred[ev.cv.mask] == pos)) if ev.cv is not None else None
+    plots.plot_gains(curves, ctx.artifact("gains.png"), f"churn: cumulative gains ({winner})", threshold_share=share)
     with step("Permutation importances of the raw columns"):
-        importances = raw_importances(model, X_te, y_te_arr)
+        importances = raw_importances(ev.model, ev.parts.X_test, y_te)
     importances.to_csv(ctx.artifact("permutation_importance.csv"), index=False)
     plots.plot_importances(importances, ctx.artifact("permutation_importance.png"),
                            f"churn: permutation importance on the {part}")
-
-    # 4. the logged model -----------------------------------------------------------------------------
-    final, fit_seconds = model, train_fit
-    if ctx.fit_final and split.refit_on == "all" and not given:
-        with step(f"Fitting the final churn model ({winner}) on all {ds.rows} labelled rows"):
-            t0 = time.perf_counter()
-            final = ctx.build(**overrides).fit(ds.X, ds.y)
-            fit_seconds = time.perf_counter() - t0
-    clf = final[-1]
-    metrics["threshold"] = float(clf.threshold_)
-    cost, loss, success = _economics(params)
-    chosen = {"logged model's threshold": clf.threshold_,
-              "F1 rule on CV predictions": choose_threshold(oof_p, y_cv_arr, "f1"),
-              "profit-best on CV predictions": choose_threshold(oof_p, y_cv_arr, "profit", cost, loss, success)}
-    plots.plot_threshold(THRESHOLD_GRID, f1_curve(oof_p, y_cv_arr, THRESHOLD_GRID),
-                         profit_per_customer(oof_p, y_cv_arr, THRESHOLD_GRID, cost, loss, success), chosen,
-                         ctx.artifact("threshold.png"),
-                         f"churn: objective {params['objective']} (offer {cost:g}, loss {loss:g}, success {success:g})")
     _tag({"churn.model": winner, "churn.objective": params["objective"], "churn.test_part": part,
           "churn.top_column": str(importances.iloc[0]["column"])})
-    return Outcome(metrics=metrics, model=final, input_example=splits.take(X_tr, np.arange(min(5, splits.n_rows(X_tr)))),
-                   fit_seconds=fit_seconds, X_test=X_te, y_test=y_te)
 
 
-def _shift_metrics(y_train: np.ndarray, y_test: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+HOOKS = EvaluationHooks(parts=parts, on_fold=on_fold, choose=choose, metrics=metrics, artifacts=artifacts)
+
+
+# -------------------------------------------------------------------------------------------- helpers
+def shift_metrics(y_train: np.ndarray, y_test: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
     """Churn rates of the two parts, the mean prediction, and scores after correcting for the prior shift.
 
     With a given testing file whose churn rate differs from training, calibrated probabilities are off by
@@ -208,28 +196,16 @@ def raw_importances(model: Any, X: pd.DataFrame, y: np.ndarray, max_rows: int = 
                     seed: int = 0) -> pd.DataFrame:
     """Permutation importance of each raw input column: the drop in ROC-AUC when it is shuffled.
 
-    Same definition as ``sklearn.inspection.permutation_importance(scoring="roc_auc")``, but every shuffled
-    copy is stacked into one frame and scored with a single ``predict_proba`` call: the pipeline's fixed
-    per-call cost would otherwise dominate (columns x repeats calls).
+    ``sklearn.inspection.permutation_importance(scoring="roc_auc")`` on at most ``max_rows`` rows of the
+    test part (a fixed random subset, so a 64k-row testing file stays affordable).
     """
-    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
     if len(y) > max_rows:
-        idx = np.sort(rng.choice(len(y), size=max_rows, replace=False))
+        idx = np.sort(np.random.default_rng(seed).choice(len(y), size=max_rows, replace=False))
         X, y = X.iloc[idx], y[idx]
-    X = X.reset_index(drop=True)
-    n = len(y)
-    copies = [X]
-    for col in X.columns:
-        for _ in range(repeats):
-            shuffled = X.copy()
-            shuffled[col] = X[col].to_numpy()[rng.permutation(n)]
-            copies.append(shuffled)
-    proba = evaluation.positive_proba(model, pd.concat(copies, ignore_index=True), 1)
-    base = roc_auc_score(y, proba[:n])
-    drops = np.array([base - roc_auc_score(y, proba[(k + 1) * n:(k + 2) * n]) for k in range(len(copies) - 1)])
-    drops = drops.reshape(len(X.columns), repeats)
-    table = pd.DataFrame({"column": list(X.columns), "importance_mean": drops.mean(axis=1),
-                          "importance_std": drops.std(axis=1)})
+    result = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=repeats, random_state=seed)
+    table = pd.DataFrame({"column": list(X.columns), "importance_mean": result.importances_mean,
+                          "importance_std": result.importances_std})
     return table.sort_values("importance_mean", ascending=False).reset_index(drop=True)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from common.errors import InputError
 
@@ -244,6 +245,7 @@ class ChurnFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> pd.DataFrame:
+        check_is_fitted(self)
         frame = as_frame(X)
         missing = [c for c in SCHEMAS[self.schema_] if c not in frame.columns]
         if missing:

@@ -4,20 +4,29 @@
 
 * ``features`` types the raw columns (blank ``TotalCharges`` -> number) and adds stateless engineered
   columns (see ``features.py``).
-* ``model`` learns everything else from the rows it is fitted on, in this order:
+* ``model`` learns everything else from the rows it is fitted on, with one set of inner folds:
 
   1. two learners, each behind its own ``ColumnTransformer``: a regularised logistic regression (spline
      basis of the continuous columns, scaled counts, one-hot categories with unseen levels ignored) and
      gradient-boosted trees (native categorical splits, NaN handled natively);
-  2. ``inner_folds``-fold cross-validation *inside the training rows* gives out-of-fold scores of the
-     logistic regression, the trees and their blend; ``model="auto"`` keeps the one with the best
-     out-of-fold ROC-AUC (so the choice is part of what outer cross-validation scores);
-  3. a calibrator fitted on those out-of-fold scores turns them into probabilities;
-  4. the class imbalance (26.5% churners in Telco) is handled where it matters for a decision: the
-     threshold that maximises the objective (churner F1, or expected profit of a retention offer) on the
-     calibrated out-of-fold probabilities is stored and used by ``predict`` (``class_weight="balanced"``
-     re-weights the learners too; calibration then undoes the shift of the probabilities);
-  5. the learners are refitted on all the rows.
+  2. ``sklearn.model_selection.cross_val_predict`` over ``inner_folds`` stratified folds *inside the
+     training rows* gives each learner's out-of-fold churn probability (the way ``StackingClassifier``
+     builds its second-level features); then the learners are refitted on all the rows;
+  3. each candidate (``lr``, ``gb`` and their ``blend``) gets a head learned on those out-of-fold
+     probabilities only: ``CalibratedClassifierCV(FrozenEstimator(MemberBlend))`` (Platt scaling on the
+     logit of the candidate's score, or isotonic), and ``TunedThresholdClassifierCV(cv="prefit")``
+     searching the decision threshold for the objective (churner F1, or the expected profit of a retention
+     offer, both ``make_scorer`` scorers; for F1 the threshold applied is half the best F1, see
+     ``ChurnClassifier._head``); ``model="auto"`` keeps the candidate with the best out-of-fold ROC-AUC,
+     so the choice is part of what outer cross-validation scores;
+  4. the class imbalance (26.5% churners in Telco) is handled where it matters for a decision: calibrated
+     probabilities and a tuned threshold (``class_weight="balanced"`` re-weights the learners too;
+     calibration then undoes the shift of the probabilities).
+
+Why the heads can use ``cv="prefit"`` on the rows their calibrator was fitted on: the scores are out of
+fold (no learner saw those rows), and a sigmoid or isotonic calibrator is monotone, so calibrating first
+does not change which decisions a threshold can make on those rows; it only makes the threshold a
+probability. An inner cross-validation of the heads would cost k x more scorer calls for no honesty gain.
 """
 
 from __future__ import annotations
@@ -26,30 +35,44 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, OneToOneFeatureMixin, TransformerMixin
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.metrics import make_scorer, roc_auc_score
+from sklearn.model_selection import (
+    FixedThresholdClassifier,
+    StratifiedKFold,
+    TunedThresholdClassifierCV,
+    cross_val_predict,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, SplineTransformer, StandardScaler
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
 from common.errors import DataError, ParameterError
 from projects.churn.features import ChurnFeatures
 
 MODELS = ("auto", "lr", "gb", "blend")
-CANDIDATES = ("lr", "gb", "blend")
 OBJECTIVES = ("f1", "profit")
 CALIBRATIONS = ("sigmoid", "isotonic", "none")
+# Candidate thresholds on the calibrated probability (the F1 and profit curves are flat at this resolution).
+THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.005), 4)
 _EPS = 1e-6
 # Below this many rows the learners run single-threaded: on a few thousand rows OpenMP/BLAS threads save
-# nothing, and on a busy machine their spin-waiting made one boosted-trees fit ~25x slower (measured).
+# nothing, and on a busy machine their spin-waiting made one boosted-trees fit many times slower.
 THREADED_FROM_ROWS = 200_000
+
+
+class TargetError(DataError, ValueError):
+    """The target has not two classes, or too few rows of one: a ``DataError`` for the command line and a
+    ``ValueError`` for scikit-learn's conventions."""
 
 
 def signed_log1p(X: Any) -> np.ndarray:
@@ -58,19 +81,49 @@ def signed_log1p(X: Any) -> np.ndarray:
     return np.sign(arr) * np.log1p(np.abs(arr))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
+# ------------------------------------------------------------------------------------------ objectives
+def retention_profit(y_true: Any, y_pred: Any, *, offer_cost: float, churn_loss: float,
+                     offer_success: float) -> float:
+    """Expected profit per customer of a retention offer to every customer predicted to churn (label 1).
+
+    A targeted churner is kept with probability ``offer_success`` (saving ``churn_loss``); every offer
+    costs ``offer_cost``. Customers who are not targeted cost nothing extra (the baseline is "no campaign").
+    """
+    y, targeted = np.asarray(y_true) == 1, np.asarray(y_pred) == 1
+    gain = np.where(y, offer_success * churn_loss, 0.0) - offer_cost
+    return float(np.sum(gain[targeted]) / max(len(y), 1))
+
+
+def churner_f1(y_true: Any, y_pred: Any) -> float:
+    """F1 of the churners (label 1), 0 when none is predicted or present.
+
+    Equal to ``sklearn.metrics.f1_score(y_true, y_pred, pos_label=1, zero_division=0)`` (a test checks it);
+    the threshold search calls it once per candidate threshold, where f1_score's input validation made
+    every fit several times slower (docs/churn.md).
+    """
+    y, pred = np.asarray(y_true) == 1, np.asarray(y_pred) == 1
+    tp = np.count_nonzero(y & pred)
+    wrong = np.count_nonzero(y != pred)
+    return float(2 * tp / (2 * tp + wrong)) if tp else 0.0
+
+
+def objective_scorer(objective: str = "f1", offer_cost: float = 50.0, churn_loss: float = 500.0,
+                     offer_success: float = 0.5) -> Any:
+    """The scorer the decision threshold maximises: churner F1, or the retention profit per customer."""
+    if objective == "profit":
+        return make_scorer(retention_profit, offer_cost=offer_cost, churn_loss=churn_loss,
+                           offer_success=offer_success)
+    return make_scorer(churner_f1)
 
 
 # ------------------------------------------------------------------------------------------ encoding
-class CategoryCodes(TransformerMixin, BaseEstimator):
+class CategoryCodes(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Category strings -> integer codes of the levels seen in ``fit`` (as floats; NaN = missing or unseen).
 
     Levels seen fewer than ``min_frequency`` times are not kept (they become NaN like unseen ones), so a
     level too rare to learn from is treated the same in training and at prediction. Encoding goes through
-    a pandas hash table, which is ~10x faster than scikit-learn's per-value dictionary lookups on object
-    arrays (100k-row batches); the one-hot and tree steps after it then work on numbers.
+    a pandas hash table instead of scikit-learn's per-value lookups on object arrays (see docs/churn.md);
+    the one-hot and tree steps after it then work on numbers.
 
     Args:
         min_frequency: the fewest training rows a level needs to get its own code.
@@ -79,25 +132,30 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
     def __init__(self, min_frequency: int = 10) -> None:
         self.min_frequency = min_frequency
 
+    def _frame(self, X: Any, reset: bool) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            X = check_array(X, dtype=None, ensure_all_finite="allow-nan")
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        return pd.DataFrame(X)
+
     def fit(self, X: Any, y: Any = None) -> CategoryCodes:
-        frame = pd.DataFrame(X)
-        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-        self.n_features_in_ = frame.shape[1]
+        frame = self._frame(X, reset=True)
         self.levels_ = []
         for col in frame.columns:
-            counts = frame[col].dropna().astype(str).value_counts()
+            counts = frame[col].dropna().astype(str).str.strip().value_counts()
             self.levels_.append(sorted(str(v) for v in counts.index[counts >= self.min_frequency]))
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        frame = pd.DataFrame(X)
+        check_is_fitted(self)
+        frame = self._frame(X, reset=False)
         out = np.empty((len(frame), len(self.levels_)), dtype=float)
         for j, (col, levels) in enumerate(zip(frame.columns, self.levels_, strict=True)):
             values = frame[col]
             if isinstance(values.dtype, pd.CategoricalDtype):
                 # Map the column's few categories onto the learned levels, then index by the row codes.
                 position = {level: i for i, level in enumerate(levels)}
-                lookup = [position.get(str(c), -1) for c in values.cat.categories]
+                lookup = [position.get(str(c).strip(), -1) for c in values.cat.categories]
                 codes = np.asarray([*lookup, -1])[values.cat.codes.to_numpy()]
             else:
                 text = values.astype(object).where(values.notna(), None).map(
@@ -106,98 +164,76 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
             out[:, j] = np.where(codes < 0, np.nan, codes)
         return out
 
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return self.feature_names_in_.copy()
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        return tags
 
 
-# ---------------------------------------------------------------------------------------- calibration
-class ScoreCalibrator(BaseEstimator):
-    """Maps a score in [0, 1] to a probability: Platt scaling on the logit, isotonic, or identity.
+# ------------------------------------------------------------------------------------------ candidates
+class MemberBlend(ClassifierMixin, BaseEstimator):
+    """A fixed weighted average of member churn probabilities, as a binary classifier.
+
+    Its input is one column per member (the members' positive-class probabilities, out of fold when the
+    heads are fitted); its ``decision_function`` is the logit of the average, which is what
+    ``CalibratedClassifierCV`` calibrates. It learns nothing from the rows but the classes.
 
     Args:
-        method: ``sigmoid`` (two parameters, smooth; the default for a few thousand rows), ``isotonic``
-            (monotone step function, needs more rows) or ``none``.
+        weights: one non-negative weight per input column (None: equal weights); normalised to sum to 1.
     """
 
-    def __init__(self, method: str = "sigmoid") -> None:
-        self.method = method
+    def __init__(self, weights: tuple[float, ...] | None = None) -> None:
+        self.weights = weights
 
-    def fit(self, score: np.ndarray, y: np.ndarray) -> ScoreCalibrator:
-        s = np.asarray(score, dtype=float)
-        if self.method == "sigmoid":
-            self.map_ = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(s).reshape(-1, 1), y)
-        elif self.method == "isotonic":
-            self.map_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y)
-        else:
-            self.map_ = None
+    def _weights(self, n: int) -> np.ndarray:
+        w = np.ones(n) if self.weights is None else np.asarray(self.weights, dtype=float)
+        if w.shape != (n,) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"MemberBlend: weights must be {n} non-negative numbers, not all zero; got {self.weights}.")
+        return w / w.sum()
+
+    def fit(self, X: Any, y: Any) -> MemberBlend:
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        if kind != "binary":
+            raise ValueError(f"Only binary classification is supported. The type of the target is {kind}.")
+        self.classes_ = np.unique(y)
+        if len(self.classes_) != 2:
+            raise ValueError("MemberBlend can't be fitted when only one class is present.")
+        self.weights_ = self._weights(X.shape[1])
         return self
 
-    def transform(self, score: np.ndarray) -> np.ndarray:
-        s = np.asarray(score, dtype=float)
-        if self.map_ is None:
-            return s
-        if isinstance(self.map_, LogisticRegression):
-            return self.map_.predict_proba(_logit(s).reshape(-1, 1))[:, 1]
-        return np.asarray(self.map_.predict(s), dtype=float)
+    def _score(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return np.clip(X @ self.weights_, 0.0, 1.0)
 
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = self._score(X)
+        return np.column_stack([1 - p, p])
 
-# ------------------------------------------------------------------------------------------- thresholds
-def f1_curve(proba: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """F1 of the positive class when predicting ``proba >= t`` for every ``t`` in ``grid``."""
-    pred = proba[None, :] >= grid[:, None]
-    tp = (pred & (y[None, :] == 1)).sum(axis=1)
-    fp = (pred & (y[None, :] == 0)).sum(axis=1)
-    fn = (y == 1).sum() - tp
-    return np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    def decision_function(self, X: Any) -> np.ndarray:
+        p = np.clip(self._score(X), _EPS, 1 - _EPS)
+        return np.log(p / (1 - p))
 
+    def predict(self, X: Any) -> np.ndarray:
+        p = self._score(X)
+        return self.classes_[(p >= 0.5).astype(int)]
 
-def profit_per_customer(proba: np.ndarray, y: np.ndarray, threshold: float | np.ndarray, offer_cost: float,
-                        churn_loss: float, offer_success: float) -> np.ndarray:
-    """Expected profit per customer of offering retention to everyone with ``proba >= threshold``.
-
-    A targeted churner is kept with probability ``offer_success`` (saving ``churn_loss``); every offer
-    costs ``offer_cost``. Customers who are not targeted cost nothing extra (the baseline is "no campaign").
-    """
-    t = np.atleast_1d(np.asarray(threshold, dtype=float))
-    targeted = proba[None, :] >= t[:, None]
-    gain = np.where(y == 1, offer_success * churn_loss, 0.0) - offer_cost
-    out = (targeted * gain[None, :]).sum(axis=1) / max(len(y), 1)
-    return out if np.ndim(threshold) else out[0]
-
-
-THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.005), 4)
-
-
-def choose_threshold(proba: np.ndarray, y: np.ndarray, objective: str = "f1", offer_cost: float = 0.0,
-                     churn_loss: float = 0.0, offer_success: float = 1.0, calibrated: bool = True) -> float:
-    """The decision threshold for the objective, from (out-of-fold, calibrated) probabilities.
-
-    ``profit``: the threshold with the highest expected profit per customer on these rows.
-
-    ``f1``: for calibrated probabilities the F1-optimal threshold is half the best achievable F1 (Lipton,
-    Elkan & Narayanaswamy 2014, "Optimal thresholding of classifiers to maximize F1"), so the rows are used
-    to measure that best F1 and the threshold is half of it. The raw arg-max of a noisy F1 curve moves by
-    +-0.05 between folds; half the maximum barely moves (Telco: 0.317-0.323 over five folds, and 0.635
-    instead of 0.630 churner F1 out of fold). Uncalibrated scores fall back to the middle of the arg-max
-    plateau.
-    """
-    proba, y = np.asarray(proba, dtype=float), np.asarray(y, dtype=int)
-    if objective == "profit":
-        values = profit_per_customer(proba, y, THRESHOLD_GRID, offer_cost, churn_loss, offer_success)
-    else:
-        values = f1_curve(proba, y, THRESHOLD_GRID)
-        if calibrated and values.max() > 0:
-            return float(values.max() / 2)
-    best = np.flatnonzero(values >= values.max() - 1e-12)
-    return float(THRESHOLD_GRID[best[len(best) // 2]])
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
 
 
 # ----------------------------------------------------------------------------------------------- model
 class ChurnClassifier(ClassifierMixin, BaseEstimator):
     """Logistic regression, boosted trees or their blend; calibrated; with a business decision threshold.
 
-    Takes the prefixed columns of ``ChurnFeatures`` (``cont_``, ``num_``, ``cat_``). See the module
-    docstring for the fitting procedure.
+    Takes the prefixed columns of ``ChurnFeatures`` (``cont_`` continuous, ``cat_`` categorical; any other
+    column, ``num_`` ones included, is a number). See the module docstring for the fitting procedure.
 
     Args:
         model: ``auto`` (the best of lr/gb/blend by inner cross-validated ROC-AUC), ``lr``, ``gb`` or ``blend``.
@@ -206,13 +242,22 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         gb_iter, gb_learning_rate, gb_depth, gb_min_leaf: the boosted trees.
         blend_weight: the logistic regression's share of the blended score.
         class_weight: ``none`` (default: the imbalance is handled by calibrated probabilities and the tuned
-            threshold, which on Telco scores slightly higher) or ``balanced`` (churners weighted up while
-            learning; calibration then undoes the shift in probabilities).
-        calibration: ``sigmoid``, ``isotonic`` or ``none``.
+            threshold) or ``balanced`` (churners weighted up while learning; calibration then undoes the
+            shift in probabilities).
+        calibration: ``sigmoid``, ``isotonic`` or ``none`` (``CalibratedClassifierCV``'s methods).
         objective: ``f1`` (churner F1) or ``profit`` (expected profit of a retention offer).
         offer_cost, churn_loss, offer_success: the profit objective's economics per customer.
         inner_folds: folds of the inner cross-validation (model choice, calibration and threshold).
         random_state: seed of the inner folds and the trees.
+
+    Attributes:
+        members_: the learners refitted on all rows (``lr`` and/or ``gb``).
+        heads_: per candidate, its fitted head on the members' probabilities: calibration and threshold, a
+            ``FixedThresholdClassifier`` at half the best F1 (``objective="f1"``, calibrated) or else the
+            ``TunedThresholdClassifierCV`` itself.
+        inner_auc_: per candidate, the ROC-AUC of its out-of-fold score on the inner folds.
+        thresholds_: per candidate, the decision threshold on its calibrated probability.
+        selected_, threshold_: the candidate ``predict`` uses and its threshold.
     """
 
     def __init__(self, model: str = "auto", C: float = 0.03, spline_knots: int = 7, gb_iter: int = 80,
@@ -243,8 +288,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     def _lr(self, columns: list[str]) -> Pipeline:
         cont = [c for c in columns if c.startswith("cont_")]
-        num = [c for c in columns if c.startswith("num_")]
         cat = [c for c in columns if c.startswith("cat_")]
+        num = [c for c in columns if c not in cont and c not in cat]
         encode = ColumnTransformer(
             [
                 ("continuous", Pipeline([
@@ -253,7 +298,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
                     ("spline", SplineTransformer(n_knots=self.spline_knots, degree=3, knots="quantile",
                                                  extrapolation="constant")),
                 ]), cont),
-                ("counts", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), num),
+                ("counts", Pipeline([("impute", SimpleImputer(strategy="median")),
+                                     ("scale", StandardScaler())]), num),
                 ("categories", Pipeline([
                     ("codes", CategoryCodes(min_frequency=10)),
                     # rare, unseen and missing levels share the code -1 (all zeros when never seen in training)
@@ -267,8 +313,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
                          ("model", LogisticRegression(C=self.C, max_iter=5000, class_weight=self._weight()))])
 
     def _gb(self, columns: list[str]) -> Pipeline:
-        numeric = [c for c in columns if c.startswith(("cont_", "num_"))]
         cat = [c for c in columns if c.startswith("cat_")]
+        numeric = [c for c in columns if c not in cat]
         encode = ColumnTransformer(
             [
                 ("numbers", "passthrough", numeric),
@@ -286,11 +332,36 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     def _members(self) -> list[str]:
         return ["lr", "gb"] if self.model in ("auto", "blend") else [self.model]
 
-    def _combine(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = dict(scores)
-        if "lr" in scores and "gb" in scores:
-            out["blend"] = self.blend_weight * scores["lr"] + (1 - self.blend_weight) * scores["gb"]
+    def _candidates(self) -> dict[str, tuple[list[str], tuple[float, ...]]]:
+        """Candidate name -> (the members it reads, their weights)."""
+        members = self._members()
+        out = {m: ([m], (1.0,)) for m in members}
+        if members == ["lr", "gb"]:
+            out["blend"] = (["lr", "gb"], (self.blend_weight, 1.0 - self.blend_weight))
         return out
+
+    def _head(self, weights: tuple[float, ...], scores: np.ndarray, target: np.ndarray) -> Any:
+        """Calibration and threshold for one candidate, learned on its members' out-of-fold probabilities.
+
+        ``TunedThresholdClassifierCV`` searches ``THRESHOLD_GRID`` for the objective. For churner F1 on
+        calibrated probabilities the threshold is then half the best F1 it found (Lipton, Elkan &
+        Narayanaswamy 2014: the F1-optimal threshold of calibrated probabilities is F1*/2), applied by a
+        ``FixedThresholdClassifier``: the arg-max of the noisy F1 curve moves between folds, half its
+        maximum barely does, and it scores higher out of fold (docs/churn.md).
+        """
+        score: Any = FrozenEstimator(MemberBlend(weights).fit(scores, target))
+        if self.calibration != "none":
+            # The frozen blend is never refitted, so the folds only split its predicting: any valid split
+            # gives the same calibrator, and two folds need the fewest rows per class.
+            calibrated = CalibratedClassifierCV(score, method=self.calibration, cv=2)
+            score = FrozenEstimator(calibrated.fit(scores, target))
+        scorer = objective_scorer(self.objective, self.offer_cost, self.churn_loss, self.offer_success)
+        tuned = TunedThresholdClassifierCV(score, scoring=scorer, response_method="predict_proba",
+                                           thresholds=THRESHOLD_GRID, cv="prefit", refit=False).fit(scores, target)
+        if self.objective == "f1" and self.calibration != "none" and tuned.best_score_ > 0:
+            return FixedThresholdClassifier(score, threshold=float(tuned.best_score_) / 2,
+                                            response_method="predict_proba").fit(scores, target)
+        return tuned
 
     def _check_params(self) -> None:
         for name, value, allowed in (("model", self.model, MODELS), ("objective", self.objective, OBJECTIVES),
@@ -301,72 +372,96 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         if not 0.0 <= self.blend_weight <= 1.0:
             raise ParameterError(f"churn: blend_weight must be between 0 and 1; got {self.blend_weight}.")
 
+    def _frame(self, X: Any, reset: bool) -> pd.DataFrame:
+        """The input as a DataFrame: ChurnFeatures' frame as is, a plain array as numbered number columns."""
+        if not isinstance(X, pd.DataFrame):
+            X = check_array(X, ensure_all_finite="allow-nan")
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        if not all(isinstance(c, str) for c in X.columns):  # the encoders select columns by name
+            X = X.set_axis([str(c) for c in X.columns], axis=1)
+        return X
+
     # -- fitting -------------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: Any) -> ChurnClassifier:
-        with threadpool_limits(limits=1 if len(X) < THREADED_FROM_ROWS else None):
-            return self._fit(X, y)
-
-    def _fit(self, X: pd.DataFrame, y: Any) -> ChurnClassifier:
+    def fit(self, X: Any, y: Any) -> ChurnClassifier:
         self._check_params()
-        y_arr = np.asarray(y)
-        self.classes_ = np.unique(y_arr)
-        if len(self.classes_) != 2:
-            raise DataError(f"churn needs churners and non-churners in the training rows; got classes {self.classes_}.")
-        target = (y_arr == self.classes_[1]).astype(int)
-        columns = list(X.columns)
-        self.feature_names_in_ = np.asarray(columns, dtype=object)
-        builders = {"lr": self._lr, "gb": self._gb}
-        members = self._members()
+        frame = self._frame(X, reset=True)
+        with threadpool_limits(limits=1 if len(frame) < THREADED_FROM_ROWS else None):
+            return self._fit(frame, y)
 
+    def _fit(self, frame: pd.DataFrame, y: Any) -> ChurnClassifier:
+        y_arr = check_array(column_or_1d(y, warn=True), ensure_2d=False, dtype=None, input_name="y")
+        check_classification_targets(y_arr)
+        self.classes_ = np.unique(y_arr)
+        if len(self.classes_) > 2:
+            raise TargetError(f"Only binary classification is supported. churn got classes {self.classes_}.")
+        if len(self.classes_) < 2:
+            raise TargetError("Classifier can't train when only one class is present: churn needs churners and "
+                              f"non-churners in the training rows; got only {self.classes_}.")
+        target = (y_arr == self.classes_[1]).astype(int)
         folds = min(self.inner_folds, int(np.bincount(target).min()))
         if folds < 2:
-            raise DataError("churn needs at least two churners and two non-churners to fit.")
-        oof = {m: np.zeros(len(target)) for m in members}
+            raise TargetError("churn needs at least two churners and two non-churners to fit.")
+        columns = [str(c) for c in frame.columns]
+        builders = {"lr": self._lr, "gb": self._gb}
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-        for tr, va in splitter.split(np.zeros(len(target)), target):
-            for m in members:
-                est = builders[m](columns).fit(X.iloc[tr], target[tr])
-                oof[m][va] = est.predict_proba(X.iloc[va])[:, 1]
-        candidates = self._combine(oof)
-        self.inner_auc_ = {name: float(roc_auc_score(target, s)) for name, s in candidates.items()}
+        # One set of inner folds: every learner's out-of-fold probability, then the learner on all rows.
+        oof = {m: cross_val_predict(builders[m](columns), frame, target, cv=splitter, method="predict_proba")[:, 1]
+               for m in self._members()}
+        self.members_ = {m: builders[m](columns).fit(frame, target) for m in self._members()}
+        self.inner_auc_, self.heads_ = {}, {}
+        for name, (members, weights) in self._candidates().items():
+            scores = np.column_stack([oof[m] for m in members])
+            w = np.asarray(weights) / np.sum(weights)
+            self.inner_auc_[name] = float(roc_auc_score(target, scores @ w))
+            self.heads_[name] = self._head(weights, scores, target)
         self.selected_ = max(self.inner_auc_, key=self.inner_auc_.get) if self.model == "auto" else self.model
-        self.calibrators_ = {name: ScoreCalibrator(self.calibration).fit(s, target) for name, s in candidates.items()}
-        self.thresholds_ = {
-            name: choose_threshold(self.calibrators_[name].transform(s), target, self.objective, self.offer_cost,
-                                   self.churn_loss, self.offer_success, calibrated=self.calibration != "none")
-            for name, s in candidates.items()
-        }
+        self.thresholds_ = {name: float(head.threshold if isinstance(head, FixedThresholdClassifier)
+                                        else head.best_threshold_) for name, head in self.heads_.items()}
         self.threshold_ = self.thresholds_[self.selected_]
-        self.members_ = {m: builders[m](columns).fit(X, target) for m in members}
         return self
 
     # -- prediction ----------------------------------------------------------------------------------
-    def candidate_proba(self, X: pd.DataFrame, name: str | None = None) -> np.ndarray:
+    def _member_scores(self, X: Any, name: str) -> np.ndarray:
+        if name not in self.heads_:
+            raise ParameterError(f"churn: no candidate {name!r}; this model has {', '.join(self.heads_)}.")
+        frame = self._frame(X, reset=False)
+        members = self._candidates()[name][0]
+        with threadpool_limits(limits=1 if len(frame) < THREADED_FROM_ROWS else None):
+            return np.column_stack([self.members_[m].predict_proba(frame)[:, 1] for m in members])
+
+    def candidate_proba(self, X: Any, name: str | None = None) -> np.ndarray:
         """Calibrated churn probability of one candidate (``lr``, ``gb``, ``blend``; default the selected)."""
+        check_is_fitted(self)
         name = name or self.selected_
-        with threadpool_limits(limits=1 if len(X) < THREADED_FROM_ROWS else None):
-            raw = {m: est.predict_proba(X)[:, 1] for m, est in self.members_.items()
-                   if name == m or name == "blend"}
-        return self.calibrators_[name].transform(self._combine(raw)[name])
+        return self.heads_[name].predict_proba(self._member_scores(X, name))[:, 1]
 
-    def candidate_predict(self, X: pd.DataFrame, name: str | None = None) -> np.ndarray:
-        """Decisions of one candidate at its own threshold (default the selected one)."""
+    def candidate_predict(self, X: Any, name: str | None = None) -> np.ndarray:
+        """Decisions of one candidate at its own tuned threshold (default the selected one)."""
+        check_is_fitted(self)
         name = name or self.selected_
-        hit = self.candidate_proba(X, name) >= self.thresholds_[name]
-        return np.where(hit, self.classes_[1], self.classes_[0])
+        hit = self.heads_[name].predict(self._member_scores(X, name))
+        return self.classes_[hit]
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: Any) -> np.ndarray:
         p = self.candidate_proba(X)
         return np.column_stack([1 - p, p])
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         """The business decision: churner when the calibrated probability reaches ``threshold_``."""
         return self.candidate_predict(X)
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.allow_nan = True
+        return tags
+
 
 # ---------------------------------------------------------------------------------------------- builders
-def build_pipeline(model: Literal["auto", "lr", "gb", "blend"] = "auto", C: float = 0.03, spline_knots: int = 7, gb_iter: int = 80,
-                   gb_learning_rate: float = 0.1, gb_depth: int = 2, gb_min_leaf: int = 50,
+def build_pipeline(model: Literal["auto", "lr", "gb", "blend"] = "auto", C: float = 0.03, spline_knots: int = 7,
+                   gb_iter: int = 80, gb_learning_rate: float = 0.1, gb_depth: int = 2, gb_min_leaf: int = 50,
                    blend_weight: float = 0.6, class_weight: Literal["none", "balanced"] = "none",
                    calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid",
                    objective: Literal["f1", "profit"] = "f1", offer_cost: float = 50.0, churn_loss: float = 500.0,
@@ -404,8 +499,3 @@ def plain_logistic() -> Pipeline:
 def baselines() -> dict[str, Any]:
     """The majority class (never predicts churn) and a plain logistic regression, beside the model."""
     return {"majority": DummyClassifier(strategy="most_frequent"), "logreg": plain_logistic()}
-
-
-def clone_pipeline(est: Any) -> Any:
-    """A fresh unfitted copy (module-level so callers need no lambda)."""
-    return clone(est)

@@ -1,4 +1,7 @@
-"""Churn figures: reliability (calibration) diagram, cumulative gains with lift, threshold curves, importances."""
+"""Churn figures: reliability (calibration) diagram, cumulative gains with lift, threshold curves, importances.
+
+Drawn on ``common.plots`` Figures (no pyplot, no backend switch).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+from common import plots
 
 
 def calibration_table(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> pd.DataFrame:
@@ -31,8 +27,7 @@ def calibration_table(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> pd.Da
 
 def plot_calibration(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
     """Reliability diagram (equal-count bins) plus the distribution of predicted probabilities."""
-    plt = _figure()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, axes = plots.subplots(1, 2, figsize=(11, 4.5))
     axes[0].plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfect")
     for label, (y, proba) in curves.items():
         table = calibration_table(np.asarray(y), np.asarray(proba))
@@ -47,10 +42,7 @@ def plot_calibration(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: 
     axes[1].set_title("predictions")
     axes[1].legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path)
 
 
 def gains(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +63,7 @@ def lift_at(y: np.ndarray, proba: np.ndarray, fraction: float) -> float:
 def plot_gains(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str,
                threshold_share: float | None = None) -> Path:
     """Cumulative-gains chart and lift curve; the chosen threshold's contact share is marked."""
-    plt = _figure()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, axes = plots.subplots(1, 2, figsize=(11, 4.5))
     for label, (y, proba) in curves.items():
         share, reached = gains(np.asarray(y), np.asarray(proba))
         axes[0].plot(share, reached, label=label)
@@ -95,17 +86,13 @@ def plot_gains(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, 
     axes[1].set_title("lift")
     axes[1].set_xlim(0.01, 1)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path)
 
 
 def plot_threshold(grid: np.ndarray, f1: np.ndarray, profit: np.ndarray, chosen: Mapping[str, float],
                    path: Path, title: str) -> Path:
     """Churner F1 and expected profit per customer across thresholds (out of fold), choices marked."""
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plots.subplots(figsize=(7.5, 4.5))
     ax.plot(grid, f1, color="tab:blue", label="churner F1")
     ax.set_xlabel("decision threshold on the calibrated churn probability")
     ax.set_ylabel("F1 of churners", color="tab:blue")
@@ -120,22 +107,15 @@ def plot_threshold(grid: np.ndarray, f1: np.ndarray, profit: np.ndarray, chosen:
     handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper right", fontsize=8)
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path)
 
 
 def plot_importances(table: pd.DataFrame, path: Path, title: str) -> Path:
     """Horizontal bars of permutation importances (drop in ROC-AUC) with their spread."""
-    plt = _figure()
     table = table.sort_values("importance_mean")
-    fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.32 * len(table) + 1)))
+    fig, ax = plots.subplots(figsize=(7.5, max(3.0, 0.32 * len(table) + 1)))
     ax.barh(table["column"], table["importance_mean"], xerr=table["importance_std"], color="tab:blue")
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel("drop in ROC-AUC when the raw column is shuffled")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path)

@@ -7,8 +7,9 @@ and the decision threshold) is learned inside each fold's training part (nested 
 gives a second, single-split look from a model fitted on the other 80% (test metrics and permutation
 importances). The logged model is refitted on all rows.
 
-When the Kaggle dataset comes with both of its files, the project's ``evaluate`` uses the given testing
-file instead of the holdout (CV on the training file, test = testing file, no refit on the test rows).
+When the Kaggle dataset comes with both of its files, the ``parts`` hook (``evaluate.py``) uses the given
+testing file instead of the holdout (CV on the training file, test = testing file, no refit on the test
+rows).
 """
 
 from common.spec import ProjectSpec, SplitSpec
