@@ -8,9 +8,14 @@ as ``EvaluationHooks`` that read the result instead of copying the protocol:
 * ``parts(ctx)``: the rows (for example a given testing file when a dataset ships one);
 * ``on_fold(ctx, fold)``: sees each fitted fold model and its validation rows (per-fold diagnostics);
 * ``choose(ctx, ev)``: parameter overrides decided from the cross-validation (a model choice) that the
-  test-part and final fits use;
+  test-part and final fits use; when the chosen model's out-of-fold predictions differ from those of the
+  model that chose (a nested choice), the hook may put them in ``ev.cv`` and rescore with ``cv_metrics``;
 * ``metrics(ctx, ev)``: more metrics from the out-of-fold and test predictions;
 * ``artifacts(ctx, ev)``: plots and tables written with ``ctx.artifact(name)``.
+
+Time-ordered data (``SplitSpec.kind="time"``) is never shuffled: walk-forward folds with a gap, a test
+part at the end that the scored model stops ``gap`` rows before, and with ``SplitSpec.history`` every
+prediction made with all earlier rows in front of it (features that look back).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from sklearn.base import clone
 from common import evaluation, splits
 from common.console import step
 from common.datasets import Dataset
+from common.errors import DataError
 from common.spec import ProjectSpec
 
 if TYPE_CHECKING:
@@ -139,6 +145,7 @@ class Evaluation:
         final: the model to log (refitted on all rows when the protocol says so).
         fit_seconds: how long fitting ``final`` took.
         info: anything hooks want to pass on (per-fold tables, chosen thresholds).
+        input_example: the raw rows logged with the model (default: the first five training rows).
     """
 
     metrics: dict[str, float]
@@ -152,11 +159,14 @@ class Evaluation:
     final: Any = None
     fit_seconds: float = float("nan")
     info: dict[str, Any] = field(default_factory=dict)
+    input_example: Any = None
 
     def outcome(self) -> Outcome:
         """The ``Outcome`` the training path logs."""
-        X_tr = self.parts.X_train
-        example = splits.take(X_tr, np.arange(min(5, splits.n_rows(X_tr))))
+        example = self.input_example
+        if example is None:
+            X_tr = self.parts.X_train
+            example = splits.take(X_tr, np.arange(min(5, splits.n_rows(X_tr))))
         return Outcome(metrics=self.metrics, model=self.final, input_example=example,
                        fit_seconds=self.fit_seconds, X_test=self.parts.X_test, y_test=self.parts.y_test)
 
@@ -174,22 +184,58 @@ class EvaluationHooks:
 
 # ------------------------------------------------------------------------------------------ building blocks
 def default_parts(ctx: Context) -> Parts:
-    """The split the spec declares: train/test, and CV over all rows or the training part."""
+    """The split the spec declares: train/test, and CV over all rows or the training part.
+
+    In a time-ordered split the model scored on the test part stops ``gap`` rows before it, as every
+    walk-forward fold stops ``gap`` rows before its validation rows (CV still runs over the whole
+    training part: ``TimeSeriesSplit`` leaves its own gap).
+    """
     split, ds = ctx.spec.split, ctx.dataset
     X_tr, X_te, y_tr, y_te = splits.train_test(ds, split)
     X_cv, y_cv = (ds.X, ds.y) if split.cv_on == "all" else (X_tr, y_tr)
-    name = "given test file" if split.kind == "given" else "test part"
+    name = {"given": "given test file", "time": "holdout"}.get(split.kind, "test part")
+    if split.kind == "time":
+        _check_time_split(splits.n_rows(ds.X), splits.n_rows(X_tr), split)
+        keep = np.arange(splits.n_rows(X_tr) - split.gap)
+        X_tr, y_tr = splits.take(X_tr, keep), splits.take(y_tr, keep)
     return Parts(X_tr, X_te, y_tr, y_te, X_cv, y_cv, test_name=name,
                  refit_on_all=split.refit_on == "all" and split.kind != "given")
 
 
+def _check_time_split(n: int, cut: int, split: Any) -> None:
+    """A clear error when a time range is too short for walk-forward folds and a test part."""
+    folds = max(split.cv_folds, 1)
+    first_fold = cut // (folds + 1) - split.gap
+    if first_fold < max(split.history, 2) // 2 + 1 or n - cut < 2:
+        raise DataError(
+            f"{n} time-ordered rows are too few for {folds} walk-forward folds with a gap of {split.gap} and a "
+            f"test part of {split.test_size:.0%}: the first fold would train on {max(first_fold, 0)} rows and the "
+            f"test part has {n - cut}. Use a longer range."
+        )
+
+
+def predict_rows(model: Any, X: Any, idx: np.ndarray, history: bool, method: str = "predict") -> np.ndarray:
+    """``model.<method>`` for rows ``idx`` of ``X``; with ``history``, every earlier row is passed in front.
+
+    Time-ordered features look back, so a row predicted alone would lack its history; passing rows
+    ``0..idx[-1]`` and keeping the positions ``idx`` gives each row exactly what it would have had on
+    its day (the features are causal: later rows never reach an earlier one).
+    """
+    fn = getattr(model, method)
+    if not history:
+        return np.asarray(fn(splits.take(X, idx)))
+    return np.asarray(fn(splits.take(X, np.arange(int(idx[-1]) + 1))))[idx]
+
+
 def cross_val_predict(
     build: Callable[[], Any], X: Any, y: Any, splitter: Any, task: str, pos_label: Any = 1,
-    label: str = "model", on_fold: Callable[[Fold], None] | None = None,
+    label: str = "model", on_fold: Callable[[Fold], None] | None = None, history: bool = False,
 ) -> Predictions:
     """Out-of-fold predictions: every row is predicted by a model that never saw it.
 
-    ``on_fold`` sees each fitted fold model with its validation rows (for per-fold diagnostics).
+    ``on_fold`` sees each fitted fold model with its validation rows (for per-fold diagnostics). With
+    ``history`` (time-ordered rows whose features look back) each validation row is predicted with
+    every earlier row in front of it (``predict_rows``).
     """
     n = splits.n_rows(X)
     y_arr = np.asarray(y)
@@ -201,8 +247,8 @@ def cross_val_predict(
         with step(f"CV {label}: fold {i + 1}/{len(folds)}", level=logging.INFO if label == "model" else logging.DEBUG):
             model = build().fit(splits.take(X, tr), splits.take(y, tr))
             Xv = splits.take(X, va)
-            pred[va] = np.asarray(model.predict(Xv))
-            if proba is not None:
+            pred[va] = predict_rows(model, X, va, history)
+            if proba is not None and not history:
                 p = evaluation.positive_proba(model, Xv, pos_label)
                 if p is not None:
                     proba[va] = p
@@ -237,8 +283,16 @@ def cv_metrics(task: str, oof: Predictions, primary: str, pos_label: Any, prefix
     return out
 
 
-def test_predictions(task: str, model: Any, X: Any, y: Any, pos_label: Any) -> Predictions:
-    """A fitted model's predictions (and positive-class probabilities) on a labelled part."""
+def test_predictions(task: str, model: Any, X: Any, y: Any, pos_label: Any, history: Any = None) -> Predictions:
+    """A fitted model's predictions (and positive-class probabilities) on a labelled part.
+
+    ``history``: all rows of a time-ordered dataset whose last rows are ``X``; they are predicted with
+    the earlier rows in front of them (``predict_rows``).
+    """
+    if history is not None:
+        total, n = splits.n_rows(history), splits.n_rows(X)
+        pred = predict_rows(model, history, np.arange(total - n, total), True)
+        return Predictions(np.asarray(y), pred)
     pred = np.asarray(model.predict(X))
     proba = evaluation.positive_proba(model, X, pos_label) if task == "binary" else None
     return Predictions(np.asarray(y), pred, proba)
@@ -264,16 +318,18 @@ def evaluate_supervised(ctx: Context, hooks: EvaluationHooks | None = None) -> E
     baselines = ctx.project.baselines() if ctx.project.baselines else evaluation.default_baselines(task)
 
     split = spec.split
+    history = split.kind == "time" and split.history > 0
     if parts.X_cv is not None and split.cv_on != "none" and split.cv_folds > 1:
         splitter = splits.cv_splitter(split)
         on_fold = (lambda fold: hooks.on_fold(ctx, fold, ev)) if hooks.on_fold else None
         t0 = time.perf_counter()
-        ev.cv = cross_val_predict(ctx.build, parts.X_cv, parts.y_cv, splitter, task, pos, on_fold=on_fold)
+        ev.cv = cross_val_predict(ctx.build, parts.X_cv, parts.y_cv, splitter, task, pos, on_fold=on_fold,
+                                  history=history)
         ev.metrics["cv_seconds"] = time.perf_counter() - t0
         ev.metrics |= cv_metrics(task, ev.cv, spec.primary_metric, pos)
         for name, est in baselines.items():
             ev.cv_baselines[name] = cross_val_predict(lambda est=est: clone(est), parts.X_cv, parts.y_cv, splitter,
-                                                      task, pos, label=name)
+                                                      task, pos, label=name, history=history)
             ev.metrics |= cv_metrics(task, ev.cv_baselines[name], spec.primary_metric, pos,
                                      prefix=f"baseline_{name}_cv_")
 
@@ -284,15 +340,23 @@ def evaluate_supervised(ctx: Context, hooks: EvaluationHooks | None = None) -> E
         t0 = time.perf_counter()
         ev.model = ctx.build(**ev.overrides).fit(parts.X_train, parts.y_train)
         train_fit = time.perf_counter() - t0
+    context = ctx.dataset.X if history else None
     t0 = time.perf_counter()
-    ev.test = test_predictions(task, ev.model, parts.X_test, parts.y_test, pos)
+    ev.test = test_predictions(task, ev.model, parts.X_test, parts.y_test, pos, history=context)
     ev.metrics["predict_ms_per_row"] = 1000 * (time.perf_counter() - t0) / max(splits.n_rows(parts.X_test), 1)
     ev.metrics |= score(task, ev.test, pos)
     for name, est in baselines.items():
         fitted = clone(est).fit(parts.X_train, parts.y_train)
-        ev.test_baselines[name] = test_predictions(task, fitted, parts.X_test, parts.y_test, pos)
+        ev.test_baselines[name] = test_predictions(task, fitted, parts.X_test, parts.y_test, pos, history=context)
         ev.metrics |= {f"baseline_{name}_{k}": v for k, v in score(task, ev.test_baselines[name], pos).items()}
 
+    if history:
+        # One forecast needs its history: the example is the last ``history`` rows, as a user would send.
+        X_all = ctx.dataset.X
+        total = splits.n_rows(X_all)
+        ev.input_example = splits.take(X_all, np.arange(max(total - split.history, 0), total))
+        if hasattr(ev.input_example, "reset_index"):
+            ev.input_example = ev.input_example.reset_index(drop=True)
     ev.final, ev.fit_seconds = ev.model, train_fit
     if ctx.fit_final and parts.refit_on_all:
         ds = ctx.dataset

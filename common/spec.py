@@ -31,8 +31,12 @@ class SplitSpec:
             ``train`` only over the training part, ``none`` skips CV.
         refit_on: which rows the logged model is fitted on: ``train`` (the model that was scored on the
             test part) or ``all`` (train + test, for the model that predicts truly unseen data).
-        gap: rows left out between train and validation in time-ordered splits.
+        gap: rows left out between train and validation in time-ordered splits (and between the training
+            part and the test part).
         seed: random seed of every split.
+        history: time-ordered data whose features look back: every prediction is made with all earlier
+            rows in front of it (validation folds and the test part alike), and the logged input example
+            is the last ``history`` rows, enough for one complete forecast. 0 = rows stand alone.
     """
 
     kind: SplitKind = "random"
@@ -42,10 +46,15 @@ class SplitSpec:
     refit_on: Literal["all", "train"] = "train"
     gap: int = 0
     seed: int = 42
+    history: int = 0
 
     def fingerprint(self) -> str:
         """A short stable hash, so runs are only compared under the same protocol."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        fields = asdict(self)
+        # ``history`` names how stocks always predicted; leaving it out keeps every existing
+        # champion comparable with new runs.
+        fields.pop("history")
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """stocks: causality of the features and forecasts, the data layer (mirror, cache, yfinance), statistics,
-the protocol, and the seed's leaky mode never becoming champion."""
+the protocol (the generic one with the stocks hooks, checked against a plain walk-forward), the bench, and
+the seed's leaky mode never becoming champion."""
 
 from __future__ import annotations
 
@@ -10,12 +11,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import TimeSeriesSplit
 
-from common import train
+from common import registry, train
 from common.errors import DataError, InputError, ParameterError
+from common.protocol import Context, evaluate_supervised
 from projects.stocks import data, evaluate, synthetic
 from projects.stocks.features import BASE, FEATURES, WARMUP, BarFeatures, as_frame, bar_features
-from projects.stocks.pipeline import Drift, Persistence, WalkForwardRidge, build_pipeline, signature_example
+from projects.stocks.pipeline import (
+    Drift,
+    NextCloseFromReturn,
+    Persistence,
+    WalkForwardRidge,
+    build_pipeline,
+    signature_example,
+)
+from projects.stocks.spec import SPEC
 
 FILE_COLUMNS = data.FILE_COLUMNS
 
@@ -123,6 +134,18 @@ def test_walk_forward_ridge_equals_sklearn_ridge_on_standardised_features() -> N
     assert chosen.alpha_ == 1e-2  # a real signal: the weak penalty wins the inner walk-forward
     flat = WalkForwardRidge(alphas=(1e-2, 1e6), n_splits=3).fit(X, np.full(300, 0.25))
     np.testing.assert_allclose(flat.predict(X), 0.25)  # a constant target: the intercept alone
+    few = WalkForwardRidge(alphas=(1e-2, 1e6)).fit(X[:8], y[:8])  # too few rows for 5 inner folds
+    assert few.alpha_ == 1e6 and not few.cv_errors_.any()  # nothing validated: the cautious penalty
+
+
+def test_return_model_reads_todays_close_by_name_or_as_the_last_column() -> None:
+    ds = synthetic.generate(300)
+    F = BarFeatures().transform(ds.X)
+    by_name = NextCloseFromReturn().fit(F, ds.y)
+    moved = F[[BASE, *FEATURES]]  # close_t first: found by its name
+    np.testing.assert_allclose(NextCloseFromReturn().fit(moved, ds.y).predict(moved), by_name.predict(F))
+    as_array = NextCloseFromReturn().fit(F.to_numpy(), ds.y)  # a plain array: today's close is the last column
+    np.testing.assert_allclose(as_array.predict(F.to_numpy()), by_name.predict(F))
 
 
 def test_baselines() -> None:
@@ -168,20 +191,82 @@ def test_backtest_arithmetic_with_costs() -> None:
 
 
 # -------------------------------------------------------------------------------------------------- protocol
+METRICS = (
+    "mae", "rmse", "mase", "directional_accuracy", "directional_accuracy_ci_low", "directional_accuracy_ci_high",
+    "dm_stat", "dm_pvalue", "cv_mae", "cv_rmse", "cv_mase", "cv_mase_std", "cv_directional_accuracy",
+    "holdout_days", "predict_ms_per_row", "fit_seconds",
+    "backtest_total_return", "backtest_annual_return", "backtest_sharpe", "backtest_max_drawdown",
+    "backtest_trades", "backtest_exposure",
+    "baseline_persistence_mae", "baseline_persistence_rmse", "baseline_persistence_mase",
+    "baseline_persistence_directional_accuracy", "baseline_persistence_cv_mase",
+    "baseline_drift_mase", "baseline_drift_dm_stat", "baseline_drift_dm_pvalue", "baseline_drift_cv_mase",
+    "baseline_drift_cv_directional_accuracy",
+    "baseline_buyhold_backtest_total_return", "baseline_buyhold_backtest_sharpe",
+)
+
+
 def test_protocol_metrics_on_generated_data() -> None:
     result = train.run("stocks", synthetic.TEST_PARAMS, dataset=synthetic.generate(), log_model=False)
     m = result.metrics
-    for key in ("mae", "rmse", "mase", "directional_accuracy", "directional_accuracy_ci_low",
-                "directional_accuracy_ci_high", "dm_stat", "dm_pvalue", "cv_mase", "cv_mase_std",
-                "backtest_total_return", "backtest_sharpe", "backtest_max_drawdown",
-                "baseline_persistence_mae", "baseline_drift_mase", "baseline_drift_dm_pvalue",
-                "baseline_buyhold_backtest_total_return", "baseline_buyhold_backtest_sharpe"):
+    for key in METRICS:
         assert np.isfinite(m[key]), key
     assert m["baseline_persistence_mase"] == pytest.approx(1.0)
+    assert m["baseline_persistence_cv_mase"] == pytest.approx(1.0)
     assert m["directional_accuracy_ci_low"] <= m["directional_accuracy"] <= m["directional_accuracy_ci_high"]
     # The generated series has a real one-day reversal: the model must find it.
     assert m["mase"] < 1.0 and m["directional_accuracy"] > 0.55
     assert result.version is None  # evaluate-only: nothing registered
+
+
+def _context(tmp_path: Path, ds, **overrides) -> Context:
+    project = registry.get("stocks")
+    params, data_params = project.resolve_params({**synthetic.TEST_PARAMS, **overrides})
+    return Context(project, params, data_params, ds, tmp_path)
+
+
+def test_hooks_keep_the_walk_forward_rows_gap_and_history(tmp_path: Path) -> None:
+    """The generic protocol with the stocks hooks is exactly this plain walk-forward, written out."""
+    ds = synthetic.generate(600)
+    ev = evaluate_supervised(_context(tmp_path, ds), evaluate.HOOKS)
+    X, y, close = ds.X, ds.y.to_numpy(), ds.X["Close"].to_numpy()
+    n, gap = len(X), 5
+    cut = int(round(n * 0.8))
+    assert len(ev.parts.X_cv) == cut and len(ev.parts.X_train) == cut - gap and len(ev.parts.X_test) == n - cut
+
+    def make():
+        return build_pipeline(**synthetic.TEST_PARAMS)
+
+    # Walk-forward on the first 80% (5 folds, a 5-day gap), each day forecast from all bars up to it.
+    oof, fold = np.full(cut, np.nan), np.full(cut, -1)
+    for i, (tr, va) in enumerate(TimeSeriesSplit(n_splits=5, gap=gap).split(np.arange(cut))):
+        oof[va] = make().fit(X.iloc[tr], y[tr]).predict(X.iloc[: va[-1] + 1])[va]
+        fold[va] = i
+    np.testing.assert_array_equal(ev.cv.fold, fold)
+    np.testing.assert_allclose(ev.cv.pred[fold >= 0], oof[fold >= 0], rtol=1e-12)
+    # Holdout: fitted on the first 80% less the gap, forecasting the last 20% with their history.
+    holdout = make().fit(X.iloc[: cut - gap], y[: cut - gap]).predict(X)[cut:]
+    np.testing.assert_allclose(ev.test.pred, holdout, rtol=1e-12)
+
+    v = fold >= 0
+    cv_mase = np.mean(np.abs(y[:cut][v] - oof[v])) / np.mean(np.abs(y[:cut][v] - close[:cut][v]))
+    mase = np.mean(np.abs(y[cut:] - holdout)) / np.mean(np.abs(y[cut:] - close[cut:]))
+    assert ev.metrics["cv_mase"] == pytest.approx(cv_mase, rel=1e-12)
+    assert ev.metrics["mase"] == pytest.approx(mase, rel=1e-12)
+    assert ev.metrics["mae"] == pytest.approx(np.mean(np.abs(y[cut:] - holdout)), rel=1e-12)
+    # The logged model is refit on every day.
+    np.testing.assert_allclose(ev.final.predict(X), make().fit(X, y).predict(X), rtol=1e-12)
+    for name in ("holdout_predictions.csv", "equity_curve.png", "predicted_vs_actual.png", "walk_forward_mase.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    table = pd.read_csv(tmp_path / "holdout_predictions.csv")
+    np.testing.assert_allclose(table["predicted"], holdout, rtol=1e-12)
+
+
+def test_logged_example_has_enough_history(tmp_path: Path) -> None:
+    ds = synthetic.generate(400)
+    outcome = evaluate.evaluate(_context(tmp_path, ds))
+    assert len(outcome.input_example) == SPEC.split.history
+    pd.testing.assert_frame_equal(outcome.input_example, ds.X.iloc[-SPEC.split.history:].reset_index(drop=True))
+    assert np.isfinite(outcome.fit_seconds) and outcome.model is not None
 
 
 def test_too_short_a_range_is_a_data_error() -> None:
@@ -195,16 +280,34 @@ def test_seed_mode_is_logged_but_never_champion() -> None:
     ds = synthetic.generate(500)
     seed = train.run("stocks", {"model": "seed"}, dataset=ds)
     assert seed.version is None and seed.model is None  # not registered
+    for key in ("mae", "rmse", "r2", "mase", "baseline_persistence_mae", "baseline_persistence_rmse",
+                "baseline_persistence_mase", "honest_mae", "honest_mase", "fit_seconds"):
+        assert np.isfinite(seed.metrics[key]), key
     assert seed.metrics["mase"] < 0.6  # the leak makes it look far better than persistence ...
     assert seed.metrics["honest_mase"] > 2 * seed.metrics["mase"]  # ... used honestly it is not
     honest = train.run("stocks", dataset=ds)
     assert honest.version == "1" and honest.promotion and honest.promotion.promoted
+    # The two runs share metric names, so the MLflow UI shows the leak beside the honest numbers.
+    assert {"mae", "rmse", "mase", "baseline_persistence_mae"} <= set(seed.metrics) & set(honest.metrics)
+    assert honest.metrics["mase"] > 2 * seed.metrics["mase"]
     again = train.run("stocks", {"model": "seed"}, dataset=ds)
     assert again.version is None
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias("stocks", "champion").version) == "1"
     runs = mlflow.search_runs(experiment_names=["stocks"])
     assert set(runs["params.model"]) == {"seed", "ridge"}
+
+
+def test_bench_times_forecasts_through_the_common_helpers(tmp_path: Path) -> None:
+    from projects.stocks import bench
+
+    report = bench.bench(_context(tmp_path, synthetic.generate(400)))
+    for key in ("evaluate_and_fit_seconds", "fit_seconds", "mase", "forecast_p50_ms", "forecast_p95_ms",
+                "forecast_cpu_p50_ms", "batch_rows_per_s", "model_size_mb", "load_average_1m"):
+        assert key in report, key
+    assert report["forecast_p50_ms"] > 0 and report["batch_rows"] == 400
+    with pytest.raises(ParameterError, match="seed"):
+        bench.bench(_context(tmp_path, synthetic.generate(400), model="seed"))
 
 
 # ------------------------------------------------------------------------------------------------ data layer

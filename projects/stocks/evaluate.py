@@ -1,53 +1,58 @@
-"""The stocks protocol: walk-forward CV on the first 80% in time, a final holdout on the last 20%, a backtest.
+"""stocks evaluation: the generic walk-forward protocol, plus forecast scores, a backtest and plots.
 
-Every forecast of day ``t + 1`` comes from a model fitted only on pairs (day ``s``, close of ``s + 1``) that
-end ``gap`` trading days before the first forecast day, and it sees the bars up to day ``t`` (the features
-are causal, so handing the model the earlier bars only supplies history). Scores are in price units of
-the next-day Close, beside two naive forecasts: persistence (tomorrow = today) and drift.
+``common.protocol.evaluate_supervised`` runs the protocol ``spec.py`` declares: the last 20% of days are
+the holdout (the test part), 5 expanding walk-forward folds with a 5-day gap run over the first 80%,
+persistence and drift (``pipeline.baselines``) are scored on the same folds and holdout, and the logged
+model is refit on every day so that it forecasts the day after the range. ``HOOKS`` add what belongs
+to forecasting prices:
 
-``model=seed`` instead reproduces the seed tutorial's leaky protocol on the same bars (same-day
-Open/High/Low -> same-day Close, shuffled split) and logs its numbers under the same names, so both runs
-can be compared in the MLflow UI. Its model is not registered: it needs the day's own High and Low, so
-it cannot forecast anything and must never become the champion.
+* ``metrics``: the protocol already predicts every validation day and every holdout day with all
+  earlier bars in front of it (``SplitSpec.history``), and stops the holdout model ``gap`` days before
+  the holdout. The hook adds MASE (against persistence over the same days), directional accuracy with a
+  95% Wilson interval, the Diebold-Mariano test against persistence, and the costed long/flat backtest
+  against buy-and-hold.
+* ``artifacts``: ``holdout_predictions.csv``, ``equity_curve.png``, ``predicted_vs_actual.png`` and
+  ``walk_forward_mase.png``.
+
+``model="seed"`` reproduces the seed tutorial's leaky protocol instead (same-day Open/High/Low to the
+same day's Close, a shuffled split) and logs its numbers under the same names, so that both runs can be
+compared in the MLflow UI. It is a separate small function, ``evaluate_seed``, reached from
+``evaluate``, rather than a ``parts`` hook, because the generic protocol would work against it at every
+step. Its target is the same day's Close, so the protocol's persistence baseline would be the target
+itself (MAE 0). It has no walk-forward CV. Its model must be neither refit on next-day targets nor
+registered: it needs the day's own High and Low, so it cannot forecast and must never become champion
+(``Outcome.model`` is None).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import clone
-from sklearn.model_selection import TimeSeriesSplit, train_test_split
+from sklearn.model_selection import train_test_split
 
-from common.console import step
-from common.errors import DataError
+from common import plots, protocol, splits
+from common.bench import timed
 from common.evaluation import regression_scores
-from common.protocol import Context, Outcome
-from projects.stocks.features import WARMUP
-from projects.stocks.pipeline import baselines
+from common.protocol import Context, Evaluation, EvaluationHooks, Outcome
 
 log = logging.getLogger(__name__)
 
 TRADING_DAYS = 252
-EXAMPLE_ROWS = 80  # enough history that the logged input example gives complete features
+CV_SCORES = ("mae", "rmse", "mase", "directional_accuracy")
 
 
 # -------------------------------------------------------------------------------------------- statistics
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion (well-behaved near 0 and 1, unlike the normal one)."""
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (well-behaved near 0 and 1, unlike the normal one)."""
     if n == 0:
         return float("nan"), float("nan")
-    p = successes / n
-    denom = 1 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return centre - half, centre + half
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def diebold_mariano(err_model: np.ndarray, err_base: np.ndarray, power: int = 1, horizon: int = 1) -> tuple[float, float]:
@@ -129,122 +134,88 @@ def backtest(pred: np.ndarray, today: np.ndarray, actual: np.ndarray, cost_bps: 
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def forecast(model: Any, X: pd.DataFrame, idx: np.ndarray) -> np.ndarray:
-    """Forecasts for rows ``idx`` (contiguous), given all bars up to the last of them as history."""
-    return np.asarray(model.predict(X.iloc[: int(idx[-1]) + 1]), dtype=float)[idx]
-
-
 def _prefixed(prefix: str, scores: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}{k}": v for k, v in scores.items()}
 
 
-def _candidates(ctx: Context) -> dict[str, Callable[[], Any]]:
-    made = {"model": ctx.build}
-    for name, est in baselines().items():
-        made[name] = lambda est=est: clone(est)
-    return made
+def _holdout_rows(ctx: Context, ev: Evaluation) -> np.ndarray:
+    """Positions of the holdout days in the dataset (the protocol's time split keeps the last ones)."""
+    n = splits.n_rows(ctx.dataset.X)
+    return np.arange(n - len(ev.test.y), n)
 
 
-def _check_size(n: int, cut: int, gap: int, folds: int) -> None:
-    first_fold = cut // (folds + 1) - gap
-    if first_fold < WARMUP // 2 or n - cut < 10:
-        raise DataError(
-            f"{n} trading days are too few for walk-forward evaluation with {folds} folds (the first fold would "
-            f"train on {max(first_fold, 0)} days, the holdout has {n - cut}). Use a longer range: two years or more."
-        )
+# ------------------------------------------------------------------------------------------------- hooks
+def forecast_metrics(ctx: Context, ev: Evaluation) -> dict[str, float]:
+    """MASE, directional accuracy, the Diebold-Mariano test and the backtest, for CV and the holdout."""
+    X = ctx.dataset.X
+    te = _holdout_rows(ctx, ev)
+    cv_mask = ev.cv.mask
+    out: dict[str, float] = {}
 
+    # Walk-forward: scores over all validated days, and MASE per fold (each against persistence).
+    today = ev.parts.X_cv["Close"].to_numpy(dtype=float)
+    cv = {"model": ev.cv, **ev.cv_baselines}
+    actual, persistence = ev.cv.y, ev.cv_baselines["persistence"].pred
+    pers_mae = float(np.mean(np.abs(actual[cv_mask] - persistence[cv_mask])))
+    fold_mase: dict[str, list[float]] = {}
+    for name, p in cv.items():
+        s = forecast_scores(actual[cv_mask], today[cv_mask], p.pred[cv_mask], pers_mae)
+        out |= _prefixed("cv_" if name == "model" else f"baseline_{name}_cv_", {k: s[k] for k in CV_SCORES})
+        fold_mase[name] = [float(np.mean(np.abs(actual[m] - p.pred[m])) / np.mean(np.abs(actual[m] - persistence[m])))
+                           for m in (ev.cv.fold == f for f in np.unique(ev.cv.fold[cv_mask]))]
+    out["cv_mase_std"] = float(np.std(fold_mase["model"]))
 
-# --------------------------------------------------------------------------------------------- protocol
-def evaluate(ctx: Context) -> Outcome:
-    """Walk-forward CV, holdout scores beside persistence and drift, a costed backtest, and the final fit."""
-    if ctx.params.get("model") == "seed":
-        return evaluate_seed(ctx)
-    split = ctx.spec.split
-    X = ctx.dataset.X.reset_index(drop=True)
-    y = pd.Series(np.asarray(ctx.dataset.y, dtype=float))
-    n = len(X)
-    cut = int(round(n * (1 - split.test_size)))
-    gap = split.gap
-    _check_size(n, cut, gap, split.cv_folds)
-    today, actual = X["Close"].to_numpy(dtype=float), y.to_numpy()
-    makers = _candidates(ctx)
-    metrics: dict[str, float] = {}
-
-    # Walk-forward on the first part: expanding training window, `gap` days left out before each fold.
-    oof = {name: np.full(n, np.nan) for name in makers}
-    fold = np.full(n, -1)
-    folds = list(TimeSeriesSplit(n_splits=split.cv_folds, gap=gap).split(np.arange(cut)))
-    for i, (tr, va) in enumerate(folds):
-        with step(f"Walk-forward fold {i + 1}/{len(folds)}: fit on {len(tr)} days, forecast {len(va)}"):
-            for name, make in makers.items():
-                est = make().fit(X.iloc[tr], y.iloc[tr])
-                oof[name][va] = forecast(est, X, va)
-        fold[va] = i
-    cv = fold >= 0
-    pers_mae_cv = float(np.mean(np.abs(actual[cv] - oof["persistence"][cv])))
-    per_fold = {name: [] for name in makers}
-    for name in makers:
-        s = forecast_scores(actual[cv], today[cv], oof[name][cv], pers_mae_cv)
-        keep = {k: s[k] for k in ("mae", "rmse", "mase", "directional_accuracy")}
-        metrics |= _prefixed("cv_" if name == "model" else f"baseline_{name}_cv_", keep)
-        for f in range(len(folds)):
-            m = fold == f
-            per_fold[name].append(np.mean(np.abs(actual[m] - oof[name][m])) /
-                                  np.mean(np.abs(actual[m] - oof["persistence"][m])))
-    metrics["cv_mase_std"] = float(np.std(per_fold["model"]))
-
-    # Final holdout: fit on the first part (less the gap), forecast the last 20% day by day.
-    te = np.arange(cut, n)
-    fitted: dict[str, Any] = {}
-    preds: dict[str, np.ndarray] = {}
-    seconds: dict[str, float] = {}
-    for name, make in makers.items():
-        with step(f"Holdout: fitting {name} on {cut - gap} days"):
-            t0 = time.perf_counter()
-            fitted[name] = make().fit(X.iloc[: cut - gap], y.iloc[: cut - gap])
-            t1 = time.perf_counter()
-            preds[name] = forecast(fitted[name], X, te)
-            seconds[name] = t1 - t0
-        if name == "model":
-            metrics["predict_ms_per_row"] = 1000 * (time.perf_counter() - t1) / len(te)
-    pers_err = actual[te] - preds["persistence"]
+    # Holdout: the model and the baselines beside persistence on the same days.
+    today = X["Close"].to_numpy(dtype=float)[te]
+    actual = ev.test.y.astype(float)
+    pers_err = actual - ev.test_baselines["persistence"].pred
     pers_mae = float(np.mean(np.abs(pers_err)))
-    for name, pred in preds.items():
-        s = forecast_scores(actual[te], today[te], pred, pers_mae, None if name == "persistence" else pers_err)
-        metrics |= s if name == "model" else _prefixed(f"baseline_{name}_", s)
-    metrics["holdout_days"] = float(len(te))
+    for name, p in {"model": ev.test, **ev.test_baselines}.items():
+        s = forecast_scores(actual, today, p.pred, pers_mae, None if name == "persistence" else pers_err)
+        out |= s if name == "model" else _prefixed(f"baseline_{name}_", s)
+    out["holdout_days"] = float(len(te))
 
     # Backtest on the holdout, against buying and holding.
-    cost = float(ctx.params.get("cost_bps", 5.0))
-    strat, strat_daily, position = backtest(preds["model"], today[te], actual[te], cost)
-    hold, hold_daily, _ = backtest(preds["model"], today[te], actual[te], cost, long_only=np.ones(len(te)))
-    metrics |= strat | _prefixed("baseline_buyhold_", hold)
+    cost = float(ctx.params["cost_bps"])
+    strat, strat_daily, position = backtest(ev.test.pred, today, actual, cost)
+    hold, hold_daily, _ = backtest(ev.test.pred, today, actual, cost, long_only=np.ones(len(te)))
+    out |= strat | _prefixed("baseline_buyhold_", hold)
+    ev.info |= {"fold_mase": fold_mase, "strategy": (strat, strat_daily, position), "buyhold": (hold, hold_daily)}
+    return out
 
-    dates = pd.to_datetime(X["Date"]).to_numpy()
+
+def forecast_artifacts(ctx: Context, ev: Evaluation) -> None:
+    """The holdout table, the equity curve, the predicted path and the MASE of each walk-forward fold."""
+    m, X = ev.metrics, ctx.dataset.X
+    te = _holdout_rows(ctx, ev)
+    (strat, strat_daily, position), (hold, hold_daily) = ev.info["strategy"], ev.info["buyhold"]
     table = pd.DataFrame({
-        "date": pd.to_datetime(dates[te]).strftime("%Y-%m-%d"), "close": today[te], "next_close": actual[te],
-        "predicted": preds["model"], "persistence": preds["persistence"], "drift": preds["drift"],
+        "date": pd.to_datetime(X["Date"].iloc[te]).dt.strftime("%Y-%m-%d").to_numpy(),
+        "close": X["Close"].to_numpy(dtype=float)[te], "next_close": ev.test.y, "predicted": ev.test.pred,
+        "persistence": ev.test_baselines["persistence"].pred, "drift": ev.test_baselines["drift"].pred,
         "position": position, "strategy_equity": np.cumprod(1 + strat_daily),
         "buyhold_equity": np.cumprod(1 + hold_daily),
     })
     table.to_csv(ctx.artifact("holdout_predictions.csv"), index=False)
     title = f"{ctx.dataset.extras.get('ticker', '')} {ctx.params.get('model')}".strip()
-    plot_equity(table, strat, hold, cost, ctx.artifact("equity_curve.png"), title)
-    plot_predictions(table, metrics, ctx.artifact("predicted_vs_actual.png"), title)
-    plot_walk_forward(per_fold, ctx.artifact("walk_forward_mase.png"), title)
+    plot_equity(table, strat, hold, float(ctx.params["cost_bps"]), ctx.artifact("equity_curve.png"), title)
+    plot_predictions(table, m, ctx.artifact("predicted_vs_actual.png"), title)
+    plot_walk_forward(ev.info["fold_mase"], ctx.artifact("walk_forward_mase.png"), title)
     log.info("stocks holdout: MASE %.4f (drift %.4f), directional accuracy %.3f, DM p=%.3f; strategy %.1f%% vs "
-             "buy-and-hold %.1f%%", metrics["mase"], metrics["baseline_drift_mase"], metrics["directional_accuracy"],
-             metrics.get("dm_pvalue", float("nan")), 100 * strat["backtest_total_return"],
+             "buy-and-hold %.1f%%", m["mase"], m["baseline_drift_mase"], m["directional_accuracy"],
+             m.get("dm_pvalue", float("nan")), 100 * strat["backtest_total_return"],
              100 * hold["backtest_total_return"])
 
-    final, fit_seconds = fitted["model"], seconds["model"]
-    if ctx.fit_final:
-        with step(f"Fitting the final stocks model on all {n} days"):
-            t0 = time.perf_counter()
-            final = ctx.build().fit(X, y)
-            fit_seconds = time.perf_counter() - t0
-    return Outcome(metrics=metrics, model=final, input_example=X.iloc[-EXAMPLE_ROWS:].reset_index(drop=True),
-                   fit_seconds=fit_seconds, X_test=X.iloc[te], y_test=y.iloc[te])
+
+HOOKS = EvaluationHooks(metrics=forecast_metrics, artifacts=forecast_artifacts)
+
+
+# --------------------------------------------------------------------------------------------- protocol
+def evaluate(ctx: Context) -> Outcome:
+    """The generic protocol with ``HOOKS``; the seed tutorial's leaky protocol for ``model=seed``."""
+    if ctx.params.get("model") == "seed":
+        return evaluate_seed(ctx)
+    return protocol.evaluate_supervised(ctx, HOOKS).outcome()
 
 
 def evaluate_seed(ctx: Context) -> Outcome:
@@ -252,7 +223,8 @@ def evaluate_seed(ctx: Context) -> Outcome:
 
     Logged under the honest run's metric names (``mae``, ``rmse``, ``mase``) so the MLflow UI puts them side
     by side. ``honest_*`` shows the same regression used the only way it could forecast: on day ``t``'s bars
-    for day ``t + 1``'s close, fitted on the first 80% in time and scored on the last 20%.
+    for day ``t + 1``'s close, fitted on the first 80% in time (less the gap) and scored on the last 20%.
+    Nothing is registered.
     """
     split = ctx.spec.split
     X = ctx.dataset.X.reset_index(drop=True)
@@ -260,13 +232,10 @@ def evaluate_seed(ctx: Context) -> Outcome:
     n = len(X)
     idx = np.arange(1, n)  # from the second day, so every row has a previous close for persistence
     tr, te = train_test_split(idx, test_size=split.test_size, random_state=split.seed, shuffle=True)
-    t0 = time.perf_counter()
-    model = ctx.build(model="seed").fit(X.iloc[tr], close[tr])
-    fit_seconds = time.perf_counter() - t0
-    pred = np.asarray(model.predict(X.iloc[te]), dtype=float)
-    prev = close[te - 1]
+    fit = timed(lambda: ctx.build().fit(X.iloc[tr], close[tr]))
+    pred = np.asarray(fit.result.predict(X.iloc[te]), dtype=float)
     metrics = {k: v for k, v in regression_scores(close[te], pred).items() if k in ("mae", "rmse", "r2")}
-    pers = regression_scores(close[te], prev)
+    pers = regression_scores(close[te], close[te - 1])
     metrics["mase"] = metrics["mae"] / pers["mae"]
     metrics |= {"baseline_persistence_mae": pers["mae"], "baseline_persistence_rmse": pers["rmse"],
                 "baseline_persistence_mase": 1.0}
@@ -274,42 +243,28 @@ def evaluate_seed(ctx: Context) -> Outcome:
     # The same model, used honestly: bars of day t -> Close of day t+1, chronological split with the gap.
     y_next = np.asarray(ctx.dataset.y, dtype=float)
     cut = int(round(n * (1 - split.test_size)))
-    honest = ctx.build(model="seed")
-    honest.fit(X.iloc[: cut - split.gap], y_next[: cut - split.gap])
+    honest = ctx.build().fit(X.iloc[: cut - split.gap], y_next[: cut - split.gap])
     h_pred = np.asarray(honest.predict(X.iloc[cut:]), dtype=float)
-    h_pers = np.mean(np.abs(y_next[cut:] - close[cut:]))
     metrics["honest_mae"] = float(np.mean(np.abs(y_next[cut:] - h_pred)))
-    metrics["honest_mase"] = float(metrics["honest_mae"] / h_pers)
+    metrics["honest_mase"] = float(metrics["honest_mae"] / np.mean(np.abs(y_next[cut:] - close[cut:])))
 
-    from common.evaluation import plot_regression
-
-    plot_regression(close[te], pred, ctx.artifact("seed_predicted_vs_actual.png"),
-                    "seed protocol (leaky: same-day High/Low, shuffled split)")
+    plots.regression(close[te], pred, ctx.artifact("seed_predicted_vs_actual.png"),
+                     "seed protocol (leaky: same-day High/Low, shuffled split)")
     log.warning(
         "stocks seed protocol: MAE %.3f and MASE %.3f look far better than persistence only because the same "
         "day's High/Low bound the Close and the shuffled split trains on the future; used honestly the same "
         "model scores MASE %.3f. This run is logged for comparison and its model is not registered.",
         metrics["mae"], metrics["mase"], metrics["honest_mase"],
     )
-    return Outcome(metrics=metrics, model=None, fit_seconds=fit_seconds)
+    return Outcome(metrics=metrics, model=None, fit_seconds=fit.wall_s)
 
 
 # ------------------------------------------------------------------------------------------------- plots
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_equity(table: pd.DataFrame, strat: dict[str, float], hold: dict[str, float], cost_bps: float,
                 path: Any, title: str) -> None:
     """Equity of the long/flat strategy and of buy-and-hold over the holdout, with drawdowns."""
-    plt = _plt()
     dates = pd.to_datetime(table["date"])
-    fig, axes = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, axes = plots.subplots(2, 1, figsize=(10, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for col, label, figs in (("strategy_equity", "long/flat on predicted sign", strat),
                              ("buyhold_equity", "buy and hold", hold)):
         eq = table[col].to_numpy()
@@ -321,16 +276,13 @@ def plot_equity(table: pd.DataFrame, strat: dict[str, float], hold: dict[str, fl
     axes[0].set_title(f"{title}: holdout backtest, {cost_bps:g} bp per trade")
     axes[0].legend(loc="upper left", fontsize=8)
     axes[1].set_ylabel("drawdown")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def plot_predictions(table: pd.DataFrame, metrics: dict[str, float], path: Any, title: str) -> None:
     """Predicted vs actual next-day close over the holdout, and predicted vs actual next-day return."""
-    plt = _plt()
     dates = pd.to_datetime(table["date"])
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [2, 1]})
+    fig, axes = plots.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [2, 1]})
     ax = axes[0]
     ax.plot(dates, table["next_close"], lw=1.0, label="actual next-day close")
     ax.plot(dates, table["predicted"], lw=1.0, alpha=0.8, label=f"model (MASE {metrics['mase']:.4f})")
@@ -347,16 +299,13 @@ def plot_predictions(table: pd.DataFrame, metrics: dict[str, float], path: Any, 
     ax.set_ylabel("actual next-day return")
     ax.set_title(f"direction right {100 * metrics['directional_accuracy']:.1f}% "
                  f"[{100 * metrics['directional_accuracy_ci_low']:.1f}, {100 * metrics['directional_accuracy_ci_high']:.1f}]")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def plot_walk_forward(per_fold: dict[str, list[float]], path: Any, title: str) -> None:
     """MASE of the model and the drift baseline in each walk-forward fold (1 = persistence)."""
-    plt = _plt()
     folds = np.arange(1, len(per_fold["model"]) + 1)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plots.subplots(figsize=(7, 4))
     ax.bar(folds - 0.2, per_fold["model"], width=0.4, label="model")
     ax.bar(folds + 0.2, per_fold["drift"], width=0.4, label="drift")
     ax.axhline(1.0, color="black", lw=1, label="persistence")
@@ -367,6 +316,4 @@ def plot_walk_forward(per_fold: dict[str, list[float]], path: Any, title: str) -
     ax.set_ylabel("MASE")
     ax.set_title(f"{title}: walk-forward MASE per fold")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)

@@ -159,6 +159,11 @@ class BarFeatures(TransformerMixin, BaseEstimator):
     values learned on its training rows.
     """
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless: transform needs no fit
+        return tags
+
     def fit(self, X: Any, y: Any = None) -> BarFeatures:
         as_frame(X)
         return self
@@ -172,6 +177,11 @@ class BarFeatures(TransformerMixin, BaseEstimator):
 
 class SameDayBars(TransformerMixin, BaseEstimator):
     """The seed tutorial's inputs: the same day's Open, High and Low (leaky: the Close lies between them)."""
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless: transform needs no fit
+        return tags
 
     def fit(self, X: Any, y: Any = None) -> SameDayBars:
         as_frame(X, ordered=False)

@@ -22,13 +22,14 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from common.errors import DataError
 from projects.stocks.features import BASE, BarFeatures, SameDayBars, as_frame
 
 # Rows left out between the inner training and validation parts (one trading week), as in the outer split.
 INNER_GAP = 5
+# Training rows with complete features are preferred when there are at least this many.
 MIN_FIT_ROWS = 30
 
 
@@ -36,11 +37,13 @@ class NextCloseFromReturn(RegressorMixin, BaseEstimator):
     """Fit ``regressor`` on the next-day log return; predict the next-day close ``close_t * exp(r_hat)``.
 
     Learning returns rather than prices keeps the target stationary (a price model would mostly learn
-    "tomorrow is about today"). Training rows whose features are incomplete (the first ``WARMUP`` days of
-    the frame) are left out of the fit; at prediction time they are imputed by the regressor's own imputer.
+    "tomorrow is about today"). The input is ``BarFeatures``' table, whose column ``close_t`` is today's
+    close (a plain array: its last column). Training rows whose features are incomplete (the first
+    ``WARMUP`` days of the frame) are left out of the fit when at least ``MIN_FIT_ROWS`` complete rows remain;
+    at prediction time they are imputed by the regressor's own imputer.
 
     Args:
-        regressor: an unfitted regressor of feature rows -> log return.
+        regressor: an unfitted regressor of feature rows -> log return (default: ``WalkForwardRidge()``).
         max_abs_return: predicted log returns are clipped to this size (a guard for extrapolation).
     """
 
@@ -48,36 +51,55 @@ class NextCloseFromReturn(RegressorMixin, BaseEstimator):
         self.regressor = regressor
         self.max_abs_return = max_abs_return
 
-    @staticmethod
-    def _split(F: Any) -> tuple[pd.DataFrame, np.ndarray]:
-        frame = F if isinstance(F, pd.DataFrame) else pd.DataFrame(F)
-        return frame.drop(columns=[BASE]), frame[BASE].to_numpy(dtype=float)
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # the first days of a frame have incomplete features
+        tags.target_tags.positive_only = True  # tomorrow's close is a price (rows with no positive return are skipped)
+        # Forecasts stay within exp(+-max_abs_return) of today's close by design: no R^2 floor applies.
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    def _split(self, F: Any, y: Any = None, reset: bool = False) -> tuple[np.ndarray, np.ndarray, Any]:
+        """(features, today's close, y) from the input, validated as scikit-learn does."""
+        if reset:
+            Fa, y = validate_data(self, F, y, ensure_all_finite="allow-nan", y_numeric=True, dtype=np.float64)
+            names = getattr(self, "feature_names_in_", None)
+            self.base_index_ = (int(np.flatnonzero(names == BASE)[0]) if names is not None and BASE in names
+                                else Fa.shape[1] - 1)
+        else:
+            Fa = validate_data(self, F, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
+        return np.delete(Fa, self.base_index_, axis=1), Fa[:, self.base_index_], y
 
     def fit(self, F: Any, y: Any) -> NextCloseFromReturn:
-        Z, base = self._split(F)
+        Z, base, y = self._split(F, y, reset=True)
+        if Z.shape[1] == 0:
+            raise ValueError(f"NextCloseFromReturn needs feature columns besides today's close; got n_features=1 "
+                             f"(only {BASE}).")
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.log(np.asarray(y, dtype=float) / base)
         finite = np.isfinite(r)
-        complete = finite & Z.notna().all(axis=1).to_numpy()
+        complete = finite & ~np.isnan(Z).any(axis=1)
         rows = complete if complete.sum() >= MIN_FIT_ROWS else finite
-        if rows.sum() < MIN_FIT_ROWS:
-            raise DataError(
-                f"Only {int(rows.sum())} usable trading days to fit on; the stocks model needs at least "
-                f"{MIN_FIT_ROWS} (and about 64 more for its longest feature window). Use a longer date range."
-            )
-        self.regressor_ = clone(self.regressor).fit(Z.loc[rows], r[rows])
+        if not rows.any():
+            raise ValueError("NextCloseFromReturn found no row with a positive close and next close to learn a "
+                             f"return from (n_samples={len(r)}).")
+        self.regressor_ = clone(self.regressor if self.regressor is not None else WalkForwardRidge()).fit(
+            Z[rows], r[rows])
         self.n_fit_rows_ = int(rows.sum())
-        self.feature_names_ = np.asarray(Z.columns, dtype=object)
         return self
+
+    def _returns(self, Z: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(self.regressor_.predict(Z), dtype=float), -self.max_abs_return, self.max_abs_return)
 
     def predict_return(self, F: Any) -> np.ndarray:
         """The predicted next-day log return of each row."""
-        Z, _ = self._split(F)
-        return np.clip(np.asarray(self.regressor_.predict(Z), dtype=float), -self.max_abs_return, self.max_abs_return)
+        check_is_fitted(self)
+        return self._returns(self._split(F)[0])
 
     def predict(self, F: Any) -> np.ndarray:
-        _, base = self._split(F)
-        return base * np.exp(self.predict_return(F))
+        check_is_fitted(self)
+        Z, base, _ = self._split(F)
+        return base * np.exp(self._returns(Z))
 
 
 class WalkForwardRidge(RegressorMixin, BaseEstimator):
@@ -87,7 +109,8 @@ class WalkForwardRidge(RegressorMixin, BaseEstimator):
     solves every penalty at once from one SVD; the penalty with the lowest absolute error over the inner
     validation parts is refitted on all rows. Absolute error of the log return is, to first order, the
     relative absolute error of the price: the quantity MASE scores. The intercept is not penalised, so the
-    strongest penalties leave the drift (the mean return) as the forecast.
+    strongest penalties leave the drift (the mean return) as the forecast; with too few rows for the inner
+    folds, the strongest penalty is kept.
 
     Args:
         alphas: penalties to choose from.
@@ -119,30 +142,40 @@ class WalkForwardRidge(RegressorMixin, BaseEstimator):
         coef = (proj[None, :] / (np.clip(eig, 0, None)[None, :] + alphas[:, None])) @ V.T / std[None, :]
         return med, coef, ym - coef @ mean
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing features are imputed with medians learned in fit
+        return tags
+
     def fit(self, X: Any, y: Any) -> WalkForwardRidge:
-        # The matrices are tiny: threaded BLAS only adds overhead (seconds on a busy machine).
+        # The matrices are tiny: threaded BLAS only adds overhead, more so on a busy machine (docs/stocks.md).
         with threadpool_limits(limits=1, user_api="blas"):
             return self._fit(X, y)
 
     def _fit(self, X: Any, y: Any) -> WalkForwardRidge:
-        Xa = np.asarray(X, dtype=float)
-        ya = np.asarray(y, dtype=float)
+        Xa, ya = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True, dtype=np.float64)
         alphas = np.asarray(self.alphas, dtype=float).reshape(-1)
-        errors = np.zeros(len(alphas))
+        folds: list[tuple[np.ndarray, np.ndarray]] = []
         if len(alphas) > 1:
-            for tr, va in TimeSeriesSplit(n_splits=self.n_splits, gap=self.gap).split(Xa):
-                med, coef, icpt = self._solve(Xa[tr], ya[tr], alphas)
-                Xv = np.where(np.isnan(Xa[va]), med, Xa[va])
-                errors += np.abs(ya[va, None] - (Xv @ coef.T + icpt[None, :])).sum(axis=0)
+            try:
+                folds = list(TimeSeriesSplit(n_splits=self.n_splits, gap=self.gap).split(Xa))
+            except ValueError:
+                pass  # too few rows for the inner folds: nothing to choose with (see below)
+        errors = np.zeros(len(alphas))
+        for tr, va in folds:
+            med, coef, icpt = self._solve(Xa[tr], ya[tr], alphas)
+            Xv = np.where(np.isnan(Xa[va]), med, Xa[va])
+            errors += np.abs(ya[va, None] - (Xv @ coef.T + icpt[None, :])).sum(axis=0)
         self.cv_errors_ = errors
-        self.alpha_ = float(alphas[int(np.argmin(errors))])
+        # Without validation the strongest penalty is the cautious choice: it leaves about the mean (the drift).
+        self.alpha_ = float(alphas[int(np.argmin(errors))] if folds else alphas.max())
         self.medians_, coef, icpt = self._solve(Xa, ya, np.asarray([self.alpha_]))
         self.coef_, self.intercept_ = coef[0], float(icpt[0])
-        self.n_features_in_ = Xa.shape[1]
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        Xa = np.asarray(X, dtype=float)
+        check_is_fitted(self)
+        Xa = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
         return np.where(np.isnan(Xa), self.medians_, Xa) @ self.coef_ + self.intercept_
 
 
@@ -175,7 +208,12 @@ def build_pipeline(model: Literal["ridge", "hgb", "seed"] = "ridge", alphas: tup
 
 # ---------------------------------------------------------------------------------------------- baselines
 class Persistence(RegressorMixin, BaseEstimator):
-    """Tomorrow's close = today's close (the random-walk forecast every model must beat)."""
+    """Tomorrow's close = today's close (the random-walk forecast every model must beat). Learns nothing."""
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless: it forecasts from the bars it is given
+        return tags
 
     def fit(self, X: Any, y: Any = None) -> Persistence:
         as_frame(X)
@@ -196,6 +234,7 @@ class Drift(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
         return as_frame(X)["Close"].to_numpy(dtype=float) * np.exp(self.mu_)
 
 
