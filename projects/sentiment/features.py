@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from common.errors import ParameterError
+from common.text import text_tags
 
 NEG_SUFFIX = "_neg"
 # VADER's scalar for a negated valence ("not good" is mildly negative, not the opposite of good).
@@ -95,12 +97,17 @@ class TweetNormalizer(TransformerMixin, BaseEstimator):
         self.negation = negation
 
     def fit(self, X: Any, y: Any = None) -> TweetNormalizer:
+        """Nothing to learn."""
         return self
 
     def transform(self, X: Any) -> list[str]:
+        """The normalised, tokenised texts."""
         if self.negation:
             return [mark_negation(normalize_tweet(t)) for t in X]
         return [" ".join(_TOKEN.findall(normalize_tweet(t))) for t in X]
+
+    def __sklearn_tags__(self) -> Any:
+        return text_tags(super().__sklearn_tags__(), requires_fit=False)
 
 
 def vader_lexicon() -> dict[str, float]:
@@ -141,6 +148,7 @@ class LexiconScores(TransformerMixin, BaseEstimator):
         self.scale = scale
 
     def fit(self, X: Any, y: Any = None) -> LexiconScores:
+        """Read the lexicon into ``valences_`` (the texts themselves teach nothing here)."""
         lexicon = {**vader_lexicon(), **EMOTICON_VALENCE}
         valences = {w: v / self.scale for w, v in lexicon.items()}
         for w, v in lexicon.items():
@@ -150,6 +158,8 @@ class LexiconScores(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> sp.csr_matrix:
+        """Six polarity features per text (a sparse matrix, to join the n-gram features)."""
+        check_is_fitted(self, "valences_")
         lookup = self.valences_.get
         out = np.zeros((len(X), 6))
         for i, text in enumerate(X):
@@ -161,4 +171,8 @@ class LexiconScores(TransformerMixin, BaseEstimator):
         return sp.csr_matrix(out)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The six feature names."""
         return np.array(["lex_sum", "lex_pos", "lex_neg", "lex_max", "lex_min", "lex_hits"], dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        return text_tags(super().__sklearn_tags__())

@@ -17,10 +17,9 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from common.errors import ParameterError
+from common.text import CharWbCounts, TextInput
+from common.text import signature_example as _text_signature
 from projects.sentiment.features import LexiconScores, TweetNormalizer, strip_negation
-from projects.spam.ngrams import CharWbCounts
-from projects.spam.text import TextInput
-from projects.spam.text import signature_example as _text_signature
 
 MODELS = ("svc", "calibrated_svc", "logreg")
 
@@ -56,7 +55,7 @@ def build_pipeline(
     parts = [
         ("words", TfidfVectorizer(ngram_range=(1, word_ngrams), token_pattern=r"\S+", lowercase=False,
                                   min_df=min_df, sublinear_tf=True)),
-        # TF-IDF of char_wb n-grams, counted per distinct word (same features as TfidfVectorizer, 5x faster).
+        # TF-IDF of char_wb n-grams, counted once per distinct word (the same features as TfidfVectorizer).
         ("chars", Pipeline([
             ("counts", CharWbCounts(ngram_range=(3, char_ngrams), min_df=min_df, preprocessor=strip_negation)),
             ("tfidf", TfidfTransformer(sublinear_tf=True)),

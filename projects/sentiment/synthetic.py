@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from common.datasets import Dataset, generated
-from projects.spam.text import signature_example
+from common.text import signature_example
 
 _WORDS = {
     "positive": ["love", "great", "happy", "awesome", "fun", "thanks", "best", "cool", "yay", "good"],

@@ -12,10 +12,9 @@ from typing import Any
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from common.text import CharWbCounts, TextInput
+from common.text import signature_example as _text_signature
 from projects.spam.model import CalibratedThresholdClassifier
-from projects.spam.ngrams import CharWbCounts
-from projects.spam.text import TextInput
-from projects.spam.text import signature_example as _text_signature
 
 # Words plus the currency signs and "!" that spam leans on (the default pattern drops them).
 WORD_PATTERN = r"(?u)\b\w+\b|[£$€!]"
@@ -41,7 +40,7 @@ def build_pipeline(
     """
     parts = [("word", TfidfVectorizer(ngram_range=(1, word_ngrams), token_pattern=WORD_PATTERN, sublinear_tf=True))]
     if char_ngrams >= 2:
-        # TF-IDF of char_wb n-grams, counted per distinct word (same features as TfidfVectorizer, 5x faster).
+        # TF-IDF of char_wb n-grams, counted once per distinct word (the same features as TfidfVectorizer).
         parts.append(("char", Pipeline([("counts", CharWbCounts(ngram_range=(2, char_ngrams), min_df=2)),
                                         ("tfidf", TfidfTransformer(sublinear_tf=True))])))
     features = FeatureUnion(parts)

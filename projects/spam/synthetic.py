@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from common.datasets import Dataset, generated
+from common.text import signature_example
 from projects.spam.data import deduplicate
-from projects.spam.text import signature_example
 
 _HAM = ["ok", "see", "you", "later", "at", "home", "love", "dinner", "lol", "call", "me", "when", "u", "get",
         "there", "going", "to", "sleep", "now", "thanks", "for", "today", "meeting", "tomorrow", "haha", "where",
