@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.settings import TEST_PARAMS
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "data" / "README.md"]
 SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh"}
@@ -173,6 +175,10 @@ def _ids(items: list[Command] | list[Block]) -> list[str]:
     return ids
 
 
+# The documented shape of an override rather than a real one.
+GENERIC_PARAM_FORMS = {("name", "value"), ("key", "value"), ("KEY", "VALUE")}
+
+
 def _placeholder(value: str) -> bool:
     """``...``, ``<name>`` or nothing after ``=``: the docs leave the value to the reader."""
     return not value or "..." in value or "…" in value or bool(re.search(r"<[^>]*>", value))
@@ -238,6 +244,8 @@ def cli_problems(command: Command) -> list[str]:
         return [str(exc)]
     known = {**project.params.pipeline, **project.params.data}
     for key, value in overrides.items():
+        if (key, value) in GENERIC_PARAM_FORMS:
+            continue  # the form itself, as in "--param name=value"
         if _placeholder(value):
             if key not in known:
                 problems.append(f"--param {key}: no such parameter of {project.name} (known: {', '.join(known)})")
@@ -460,11 +468,16 @@ def test_readme_project_table_is_the_registry() -> None:
 # ------------------------------------------------------------------------------ executing cheap commands
 def _cli(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
     from common import cli
+    from common.console import console
 
+    # rich wraps table cells to the terminal's width, which a test run does not fix
+    width, console.width = console.width, 200
     try:
         code = cli.main(argv)
     except SystemExit as exc:  # --help
         code = int(exc.code or 0)
+    finally:
+        console.width = width
     out = capsys.readouterr()
     return code, out.out + out.err
 
@@ -541,7 +554,7 @@ def test_readme_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         code, text = _cli(capsys, list(documented_train.argv[1:]))
         assert code == 0, f"{documented_train} failed:\n{text}"
     else:
-        train.run(project.name, getattr(synth, "TEST_PARAMS", {}), dataset=data)
+        train.run(project.name, TEST_PARAMS.get(project.name, {}), dataset=data)
 
     argv = list(predict.argv[1:])
     source = Path(argv[argv.index("--input") + 1])

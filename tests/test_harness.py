@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from common import registry, tracking, train
+from tests.settings import QUALITY_FLOOR, TEST_PARAMS
 
 PROJECTS = registry.names()
 _OPS = {"<=": operator.le, ">=": operator.ge}
@@ -47,7 +48,7 @@ def test_project_end_to_end(name: str) -> None:
     project = registry.get(name)
     synth = _synthetic(name)
     ds = synth.generate()
-    overrides = {k: v for k, v in getattr(synth, "TEST_PARAMS", {}).items()}
+    overrides = dict(TEST_PARAMS.get(name, {}))
     result = train.run(name, overrides, dataset=ds)
 
     spec = project.spec
@@ -55,7 +56,7 @@ def test_project_end_to_end(name: str) -> None:
     assert result.metrics["primary_metric"] == result.metrics[spec.primary_metric]
     assert any(k.startswith("baseline_") for k in result.metrics), "a baseline must be reported"
     assert result.metrics["fit_seconds"] >= 0
-    for metric, (op, bound) in getattr(synth, "QUALITY_FLOOR", {}).items():
+    for metric, (op, bound) in QUALITY_FLOOR.get(name, {}).items():
         assert _OPS[op](result.metrics[metric], bound), f"{name}: {metric}={result.metrics[metric]} not {op} {bound}"
 
     # Registered and champion (first model of a fresh store).

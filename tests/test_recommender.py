@@ -32,6 +32,7 @@ from projects.recommender.lookup import title_key
 from projects.recommender.model import MovieRecommender
 from projects.recommender.pipeline import build_pipeline, signature_example
 from tests.conftest import REAL_DATA
+from tests.settings import TEST_PARAMS
 
 
 def _genre(name: str) -> str:
@@ -179,7 +180,7 @@ def test_fit_refuses_what_is_not_a_catalogue(tiny) -> None:
 # here: each contract the checks test is run below on a generated catalogue and its ratings.
 CATALOGUE_ESTIMATORS: dict[str, Any] = {
     "content": lambda: build_pipeline(mode="content"),
-    "hybrid": lambda: build_pipeline(**synthetic.TEST_PARAMS),
+    "hybrid": lambda: build_pipeline(**TEST_PARAMS["recommender"]),
     "default": MovieRecommender,
     "movie_text": MovieText,
     **{name: (lambda base=base: clone(base)) for name, base in reference_recommenders().items()},
@@ -369,7 +370,7 @@ def test_evaluation_reports_every_metric_and_baseline(synth, tmp_path: Path) -> 
     from projects.recommender.evaluate import evaluate
 
     project = registry.get("recommender")
-    params, data_params = project.resolve_params(synthetic.TEST_PARAMS)
+    params, data_params = project.resolve_params(TEST_PARAMS["recommender"])
     outcome = evaluate(common_protocol.Context(project, params, data_params, synth, tmp_path, fit_final=False))
     metrics = outcome.metrics
     for name in ("ndcg_at_10", "precision_at_10", "recall_at_10", "coverage"):
@@ -384,7 +385,7 @@ def test_evaluation_reports_every_metric_and_baseline(synth, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_logged_model_predicts_titles_in_a_new_process(synth, tmp_path: Path) -> None:
-    result = train.run("recommender", synthetic.TEST_PARAMS, dataset=synth)
+    result = train.run("recommender", TEST_PARAMS["recommender"], dataset=synth)
     queries = synthetic.predict_example(synth)
     expected = result.model.predict(queries)
     queries.to_csv(tmp_path / "q.csv", index=False)
@@ -404,7 +405,7 @@ def test_logged_model_predicts_titles_in_a_new_process(synth, tmp_path: Path) ->
 def test_bench_hook_reports_its_figures(synth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(bench.SIZES_ENV, "")  # no scaling series here
     project = registry.get("recommender")
-    params, data_params = project.resolve_params(synthetic.TEST_PARAMS)
+    params, data_params = project.resolve_params(TEST_PARAMS["recommender"])
     out = bench.bench(common_protocol.Context(project, params, data_params, synth, tmp_path))
     for name in ("fit_seconds", "fit_content_seconds", "query_p50_ms", "query_p95_ms", "query_cpu_p50_ms",
                  "recommend_title_p50_ms", "recommend_title_cpu_p50_ms", "recommend_typo_p50_ms",

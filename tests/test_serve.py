@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from common import registry, train
+from tests.settings import TEST_PARAMS
 
 pytestmark = [pytest.mark.serve, pytest.mark.slow]
 
@@ -106,7 +107,7 @@ def test_serve_text_spam(tmp_path: Path) -> None:
     from projects.spam import synthetic
 
     ds = synthetic.generate()
-    result = train.run("spam", dict(getattr(synthetic, "TEST_PARAMS", {})), dataset=ds)
+    result = train.run("spam", dict(TEST_PARAMS["spam"]), dataset=ds)
     texts = ["WINNER!! claim your free prize now", "see you at lunch tomorrow?", "", "ok 👍"]
     expected = np.asarray(result.model.predict(texts))
     proc, base = _serve("spam", tmp_path)

@@ -30,10 +30,11 @@ from projects.spam.model import (
 from projects.spam.pipeline import build_pipeline, signature_example
 from projects.spam.spec import SPEC
 from tests.estimators.text import check_text_step
+from tests.settings import TEST_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-FAST = dict(synthetic.TEST_PARAMS)
+FAST = dict(TEST_PARAMS["spam"])
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,7 @@ def test_classifier_needs_the_positive_class() -> None:
 def vectors():
     """TF-IDF rows of generated messages (train / new), as the model step sees them in the pipeline."""
     train, new = synthetic.generate(n=600, seed=0), synthetic.generate(n=300, seed=7)
-    features = build_pipeline(**synthetic.TEST_PARAMS)[:-1].fit(train.X)
+    features = build_pipeline(**TEST_PARAMS["spam"])[:-1].fit(train.X)
     return features.transform(train.X), np.asarray(train.y), features.transform(new.X)
 
 

@@ -27,6 +27,7 @@ from projects.stocks.pipeline import (
     signature_example,
 )
 from projects.stocks.spec import SPEC
+from tests.settings import TEST_PARAMS
 
 FILE_COLUMNS = data.FILE_COLUMNS
 
@@ -206,7 +207,7 @@ METRICS = (
 
 
 def test_protocol_metrics_on_generated_data() -> None:
-    result = train.run("stocks", synthetic.TEST_PARAMS, dataset=synthetic.generate(), log_model=False)
+    result = train.run("stocks", TEST_PARAMS["stocks"], dataset=synthetic.generate(), log_model=False)
     m = result.metrics
     for key in METRICS:
         assert np.isfinite(m[key]), key
@@ -220,7 +221,7 @@ def test_protocol_metrics_on_generated_data() -> None:
 
 def _context(tmp_path: Path, ds, **overrides) -> Context:
     project = registry.get("stocks")
-    params, data_params = project.resolve_params({**synthetic.TEST_PARAMS, **overrides})
+    params, data_params = project.resolve_params({**TEST_PARAMS["stocks"], **overrides})
     return Context(project, params, data_params, ds, tmp_path)
 
 
@@ -234,7 +235,7 @@ def test_hooks_keep_the_walk_forward_rows_gap_and_history(tmp_path: Path) -> Non
     assert len(ev.parts.X_cv) == cut and len(ev.parts.X_train) == cut - gap and len(ev.parts.X_test) == n - cut
 
     def make():
-        return build_pipeline(**synthetic.TEST_PARAMS)
+        return build_pipeline(**TEST_PARAMS["stocks"])
 
     # Walk-forward on the first 80% (5 folds, a 5-day gap), each day forecast from all bars up to it.
     oof, fold = np.full(cut, np.nan), np.full(cut, -1)

@@ -60,6 +60,3 @@ def predict_example(ds: Dataset) -> pd.DataFrame:
     return rows
 
 
-# Fast settings for the test harness, and the loose quality floor it checks on generated data.
-TEST_PARAMS = {"inner_folds": 3, "gb_iter": 20}
-QUALITY_FLOOR = {"cv_roc_auc": (">=", 0.70)}

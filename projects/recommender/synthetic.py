@@ -146,6 +146,3 @@ def predict_example(ds: Dataset) -> pd.DataFrame:
     return pd.DataFrame({"title": [titles[0], typo, "Zzyzx Qwerty Nonexistent"]})
 
 
-# Fast settings for the test harness, and the loose quality floor it checks on generated data.
-TEST_PARAMS = {"tune_step": 0.25}
-QUALITY_FLOOR = {"ndcg_at_10": (">=", 0.1)}

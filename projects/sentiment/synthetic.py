@@ -63,5 +63,3 @@ def predict_example(ds: Dataset) -> pd.DataFrame:
     return signature_example([ds.X[0], "soooo happy today :) @friend http://t.co/x", "", "not good at all :("])
 
 
-TEST_PARAMS: dict[str, object] = {}
-QUALITY_FLOOR = {"f1_macro": (">=", 0.6), "accuracy": (">=", 0.6)}

@@ -55,6 +55,3 @@ def predict_example(ds: Dataset) -> pd.DataFrame:
     return signature_example([ds.X[0], "WINNER!! claim your FREE prize now, txt WIN to 80082", "", "😀 see u at home"])
 
 
-# Fast settings for the harness (one candidate, 3-fold inner CV), and a loose floor on generated data.
-TEST_PARAMS = {"candidates": ("svc:1",), "inner_cv": 3, "max_ham_blocked": 0.01}
-QUALITY_FLOOR = {"f1": (">=", 0.7), "roc_auc": (">=", 0.9)}
