@@ -3,6 +3,7 @@ honest 5-fold CV bar of the issue."""
 
 from __future__ import annotations
 
+import pickle
 import time
 
 import numpy as np
@@ -213,6 +214,7 @@ def test_real_cv_rmsle_meets_the_bar(real_data_dir) -> None:
 
 
 def test_rbf_svr_predicts_like_libsvm() -> None:
+    from sklearn.exceptions import NotFittedError
     from sklearn.svm import SVR
 
     from projects.house_prices.pipeline import RBFSVR
@@ -220,12 +222,18 @@ def test_rbf_svr_predicts_like_libsvm() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 12))
     y = X[:, 0] + np.sin(X[:, 1]) + rng.normal(0, 0.1, 300)
+    with pytest.raises(NotFittedError):
+        RBFSVR().predict(X)
     ours = RBFSVR(C=10.0, gamma=0.05, epsilon=0.01).fit(X, y)
     reference = SVR(C=10.0, gamma=0.05, epsilon=0.01).fit(X, y)
-    test = rng.normal(size=(5000, 12))  # more than one prediction chunk
-    np.testing.assert_allclose(ours.predict(test), reference.predict(test), atol=1e-9)
-    with pytest.raises(ParameterError, match="RBF"):
-        RBFSVR(kernel="linear").fit(X, y)
+    test = rng.normal(size=(5000, 12))
+    np.testing.assert_allclose(ours.predict(test), reference.predict(test), rtol=1e-8)
+    np.testing.assert_allclose(RBFSVR(gamma="scale").fit(X, y).predict(test), SVR().fit(X, y).predict(test),
+                               rtol=1e-8)
+    with pytest.raises(ValueError, match="12 features"):
+        ours.predict(test[:, :5])
+    # the compiled form shares the SVR's arrays: the pickled model does not store the support vectors twice
+    assert len(pickle.dumps(ours)) < 1.1 * len(pickle.dumps(ours.svr_))
 
 
 def test_non_numeric_value_in_numeric_column_is_an_input_error() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -13,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import train
+from common import registry, train
 from common.errors import DataError, InputError, ParameterError
 from projects.mnist import data, features, pipeline, synthetic
 from projects.mnist.cnn import tensorflow_available
+from projects.mnist.pipeline import ClassicalParams, CNNParams, XGBoostParams
 
 REPO = Path(__file__).resolve().parents[1]
 # Keras 3 calls np.array(tensor) on TensorFlow tensors, which NumPy 2 flags; harmless and not ours to fix.
@@ -98,7 +100,7 @@ def test_bad_inputs_name_the_expected_shape(bad, message) -> None:
 
 
 def test_fitted_pipeline_rejects_bad_shapes(ds) -> None:
-    model = pipeline.build_pipeline("classical", n_components=20).fit(ds.X, ds.y)
+    model = pipeline.build_pipeline("classical", classical=ClassicalParams(n_components=20)).fit(ds.X, ds.y)
     with pytest.raises(InputError, match="expects an \\(n, 28, 28\\) or \\(n, 784\\)"):
         model.predict(np.zeros((2, 27, 27)))
 
@@ -107,7 +109,12 @@ def test_unknown_model_and_device_are_parameter_errors() -> None:
     with pytest.raises(ParameterError, match="model must be one of"):
         pipeline.build_pipeline("resnet")
     with pytest.raises(ParameterError, match="device"):
-        pipeline.build_pipeline("xgboost", device="tpu")
+        pipeline.build_pipeline("xgboost", xgboost=XGBoostParams(device="tpu"))
+    project = registry.get("mnist")
+    with pytest.raises(ParameterError, match="must be one of cpu, cuda"):
+        project.resolve_params({"xgboost.device": "tpu"})
+    with pytest.raises(ParameterError, match="must be one of 0, 4, 8"):
+        project.resolve_params({"classical.shifts": "2"})
 
 
 # ---------------------------------------------------------------------------------------------- deskew
@@ -149,8 +156,8 @@ def test_shift_moves_pixels() -> None:
 
 # ---------------------------------------------------------------------------------------------- models
 def test_xgboost_stops_early_on_its_own_validation_part(ds) -> None:
-    model = pipeline.build_pipeline("xgboost", n_estimators=300, learning_rate=0.5, max_depth=3,
-                                    threads=1).fit(ds.X, ds.y)
+    params = XGBoostParams(n_estimators=300, learning_rate=0.5, max_depth=3, threads=1)
+    model = pipeline.build_pipeline("xgboost", xgboost=params).fit(ds.X, ds.y)
     inner = model.named_steps["model"]
     assert 0 <= inner.best_iteration_ < 300
     assert (model.predict(ds.X_test) == ds.y_test).mean() >= 0.8
@@ -163,27 +170,34 @@ def test_xgboost_cuda_without_cuda_build_is_a_parameter_error(ds, monkeypatch: p
 
     monkeypatch.setattr(xgboost, "build_info", lambda: {"USE_CUDA": False})
     with pytest.raises(ParameterError, match="CUDA"):
-        pipeline.build_pipeline("xgboost", device="cuda").fit(ds.X, ds.y)
+        pipeline.build_pipeline("xgboost", xgboost=XGBoostParams(device="cuda")).fit(ds.X, ds.y)
 
 
 def test_classical_virtual_support_vectors_match_libsvm(ds) -> None:
-    model = pipeline.build_pipeline("classical", n_components=20, shifts=4).fit(ds.X, ds.y)
+    model = pipeline.build_pipeline("classical", classical=ClassicalParams(n_components=20, shifts=4)).fit(ds.X, ds.y)
     inner = model.named_steps["model"]
     X_test = model.named_steps["deskew"].transform(ds.X_test)
-    Z = inner.pca_.transform(X_test)
-    # The matrix-product decision is libsvm's, just faster.
+    Z = inner.pca_.transform(X_test.astype(np.float64))
+    # The matrix-product decision is libsvm's (scikit-learn's fitted SVC is the reference), just faster.
     np.testing.assert_array_equal(inner.predict(X_test), inner.svm_.predict(Z))
-    np.testing.assert_allclose(inner.decision_function(X_test), inner.svm_.decision_function(Z), atol=1e-8)
+    np.testing.assert_allclose(inner.decision_function(X_test), inner.svm_.decision_function(Z), rtol=1e-8)
+    # A row's decision values do not depend on the rows around it (beyond float64 rounding).
+    np.testing.assert_allclose(inner.decision_function(X_test[5:6]), inner.decision_function(X_test)[5:6],
+                               rtol=1e-12)
     assert inner.svm_.support_vectors_.shape[0] > 0
+    assert len(pickle.dumps(inner)) < 1.1 * len(pickle.dumps(inner.svm_)) + len(pickle.dumps(inner.pca_))
     assert (model.predict(ds.X_test) == ds.y_test).mean() >= 0.9
 
 
 def test_classical_without_shifts_and_binary(ds) -> None:
     mask = ds.y < 2
-    model = pipeline.build_pipeline("classical", n_components=10, shifts=0).fit(ds.X[mask], ds.y[mask])
+    model = pipeline.build_pipeline("classical", classical=ClassicalParams(n_components=10, shifts=0)).fit(
+        ds.X[mask], ds.y[mask])
     inner = model.named_steps["model"]
     X_test = model.named_steps["deskew"].transform(ds.X_test)
-    np.testing.assert_array_equal(inner.predict(X_test), inner.svm_.predict(inner.pca_.transform(X_test)))
+    Z = inner.pca_.transform(X_test.astype(np.float64))
+    np.testing.assert_array_equal(inner.predict(X_test), inner.svm_.predict(Z))
+    np.testing.assert_allclose(inner.decision_function(X_test), inner.svm_.decision_function(Z), rtol=1e-8)
 
 
 @pytest.mark.parametrize("name", ["xgboost", "classical"])
@@ -191,7 +205,8 @@ def test_models_end_to_end_through_mlflow(name: str, ds) -> None:
     from common import tracking
 
     # One XGBoost thread: two OpenMP threads spin-wait for each other when the test suite runs in parallel.
-    result = train.run("mnist", {"model": name, "n_estimators": 60, "n_components": 20, "threads": 1}, dataset=ds)
+    result = train.run("mnist", {"model": name, "xgboost.n_estimators": 60, "classical.n_components": 20,
+                                 "xgboost.threads": 1}, dataset=ds)
     m = result.metrics
     assert m["accuracy"] >= 0.8 and m["accuracy"] > m["baseline_majority_accuracy"]
     for key in ("f1_macro", "recall_0", "recall_9", "test_errors", "fit_seconds", "predict_ms_per_row"):
@@ -220,7 +235,7 @@ def test_cnn_trains_logs_and_reloads_in_a_fresh_process(ds, tmp_path: Path) -> N
 
     from common import tracking
 
-    result = train.run("mnist", {"model": "cnn", "epochs": 2, "batch_size": 32}, dataset=ds)
+    result = train.run("mnist", {"model": "cnn", "cnn.epochs": 2, "cnn.batch_size": 32}, dataset=ds)
     m = result.metrics
     assert m["accuracy"] >= 0.5, m["accuracy"]
     assert m["cnn_seconds_per_epoch"] > 0
@@ -253,7 +268,7 @@ def test_cnn_trains_logs_and_reloads_in_a_fresh_process(ds, tmp_path: Path) -> N
 def test_cnn_pickles_before_and_after_use(ds) -> None:
     import pickle
 
-    model = pipeline.build_pipeline("cnn", epochs=1, batch_size=64).fit(ds.X[:200], ds.y[:200])
+    model = pipeline.build_pipeline("cnn", cnn=CNNParams(epochs=1, batch_size=64)).fit(ds.X[:200], ds.y[:200])
     first = model.predict_proba(ds.X_test[:4])
     copy = pickle.loads(pickle.dumps(model))
     assert copy.named_steps["model"]._net is None  # rebuilt lazily, only when asked for
@@ -267,7 +282,7 @@ def test_cnn_pickles_before_and_after_use(ds) -> None:
 def test_cnn_numpy_inference_matches_keras(ds) -> None:
     from projects.mnist.cnn import _keras
 
-    model = pipeline.build_pipeline("cnn", epochs=1, batch_size=64).fit(ds.X[:300], ds.y[:300])
+    model = pipeline.build_pipeline("cnn", cnn=CNNParams(epochs=1, batch_size=64)).fit(ds.X[:300], ds.y[:300])
     cnn = model.named_steps["model"]
     assert cnn._plan is not None
     images = model.named_steps["pixels"].transform(ds.X_test).reshape(-1, 28, 28, 1).astype(np.float32)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import Tags
 
 from common.errors import InputError
 
@@ -130,6 +131,11 @@ class PixelScaler(TransformerMixin, BaseEstimator):
         as_images(X)
         return self
 
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless: fit only checks the images
+        return tags
+
     def transform(self, X: Any) -> np.ndarray:
         images = as_images(X) / np.float32(255.0)
         return images.reshape(len(images), -1) if self.flatten else images
@@ -141,6 +147,11 @@ class Deskew(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> Deskew:
         as_images(X)
         return self
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless: fit only checks the images
+        return tags
 
     def transform(self, X: Any) -> np.ndarray:
         images = deskew(as_images(X)) / np.float32(255.0)

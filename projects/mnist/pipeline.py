@@ -14,6 +14,7 @@ the given 10,000-image test set is scored by a model that never saw it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -23,11 +24,13 @@ from sklearn.dummy import DummyClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from common.errors import ParameterError
+from common.kernels import compile_rbf, resolve_gamma
 from projects.mnist.cnn import KerasCNN, tensorflow_available
-from projects.mnist.features import SIDE, Deskew, PixelScaler, shift
+from projects.mnist.features import N_PIXELS, SIDE, Deskew, PixelScaler, shift
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +86,12 @@ class EarlyStoppingXGB(ClassifierMixin, BaseEstimator):
                 "has no CUDA support. Use device=cpu."
             )
         # A CUDA build on a machine without a GPU warns and trains on the CPU instead.
-        X = np.asarray(X, dtype=np.float32)
-        self.classes_, target = np.unique(np.asarray(y), return_inverse=True)
-        self.n_features_in_ = X.shape[1]
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, target = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"EarlyStoppingXGB needs at least 2 classes; got 1 class ({self.classes_[0]!r}).")
+        binary = len(self.classes_) == 2
         try:
             X_fit, X_val, y_fit, y_val = train_test_split(
                 X, target, test_size=self.validation_fraction, stratify=target, random_state=self.random_state)
@@ -96,10 +102,11 @@ class EarlyStoppingXGB(ClassifierMixin, BaseEstimator):
             n_estimators=self.n_estimators, learning_rate=self.learning_rate, max_depth=self.max_depth,
             max_bin=self.max_bin, subsample=self.subsample, colsample_bytree=self.colsample_bytree,
             tree_method="hist", device=self.device, n_jobs=self.n_jobs, random_state=self.random_state,
-            # Blank pixels (0) as "missing": ~75% of MNIST pixels are blank, and the histograms then skip
-            # them, which makes each round ~2.5x faster. Nothing is lost: every split still learns which
-            # side blank pixels go to.
-            missing=0.0, objective="multi:softprob", eval_metric="mlogloss", early_stopping_rounds=self.early_stopping_rounds,
+            # Blank pixels (0) as "missing": most MNIST pixels are blank, and the histograms then skip them
+            # (docs/mnist.md gives the speed-up). Nothing is lost: every split still learns which side blank
+            # pixels go to.
+            missing=0.0, objective="binary:logistic" if binary else "multi:softprob",
+            eval_metric="logloss" if binary else "mlogloss", early_stopping_rounds=self.early_stopping_rounds,
         )
         self.model_.fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False)
         self.best_iteration_ = int(self.model_.best_iteration)
@@ -110,12 +117,14 @@ class EarlyStoppingXGB(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "model_")
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
         # predict_proba uses the trees up to the best validation round.
-        return self.model_.predict_proba(np.asarray(X, dtype=np.float32))
+        return self.model_.predict_proba(X)
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: it checks that the model is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 # ------------------------------------------------------------------------------------------- classical
@@ -124,12 +133,16 @@ class VirtualSVC(ClassifierMixin, BaseEstimator):
 
     The support vectors are the training images the decision boundary rests on; shifted copies of them
     teach the SVM small translation invariance at a fraction of the cost of augmenting every image.
-    Takes flat (n, 784) images (deskewed, 0-1).
+    Takes flat (n, 784) images (deskewed, 0-1); with ``shifts=0`` any numeric rows.
+
+    libsvm fits the SVM (scikit-learn's ``SVC``, kept as ``svm_``); predictions come from the same support
+    vectors and coefficients through ``common.kernels`` (matrix products instead of libsvm's loop over one
+    kernel value at a time), with ``SVC``'s decision values and labels.
 
     Args:
         n_components: PCA dimensions (PCA is fitted on all training rows, before augmentation).
         C: SVM regularisation.
-        gamma: RBF width; ``scale`` = 1 / (n_components * variance of the PCA scores).
+        gamma: RBF width; ``scale`` = 1 / (n_components * variance of the PCA scores), as ``SVC`` resolves it.
         shifts: 0 (plain SVM), 4 (up/down/left/right) or 8 (also diagonals) shifted copies per SV.
         cache_mb: libsvm kernel cache.
     """
@@ -145,13 +158,15 @@ class VirtualSVC(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> VirtualSVC:
         if self.shifts not in (0, 4, 8):
             raise ParameterError(f"VirtualSVC shifts must be 0, 4 or 8; got {self.shifts}.")
-        X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y)
-        self.n_features_in_ = X.shape[1]
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        if self.shifts and X.shape[1] != N_PIXELS:
+            raise ParameterError(f"VirtualSVC shifts images: it needs {N_PIXELS} pixel columns with shifts > 0; "
+                                 f"got {X.shape[1]} columns.")
         n_comp = min(self.n_components, X.shape[0], X.shape[1])
         self.pca_ = PCA(n_comp, random_state=0).fit(X)
-        Z = self.pca_.transform(X)
-        gamma = 1.0 / (Z.shape[1] * Z.var()) if self.gamma == "scale" else float(self.gamma)
+        Z = self._pca_scores(X)
+        gamma = resolve_gamma(self.gamma, Z)
         svm = SVC(C=self.C, gamma=gamma, cache_size=self.cache_mb).fit(Z, y)
         if self.shifts:
             sv = svm.support_
@@ -160,126 +175,120 @@ class VirtualSVC(ClassifierMixin, BaseEstimator):
             virtual = np.concatenate([images] + [shift(images, dr, dc) for dr, dc in moves]).reshape(-1, X.shape[1])
             log.info("virtual SVs: %d support vectors -> %d training images", len(sv), len(virtual))
             svm = SVC(C=self.C, gamma=gamma, cache_size=self.cache_mb).fit(
-                self.pca_.transform(virtual), np.tile(y[sv], len(moves) + 1))
+                self._pca_scores(virtual), np.tile(y[sv], len(moves) + 1))
         self.svm_ = svm
         self.gamma_ = gamma
         self.classes_ = svm.classes_
-        self.sv_norms_ = (svm.support_vectors_**2).sum(axis=1)
-        self.pair_index_ = _pair_index(len(self.classes_))
+        self.compiled_ = compile_rbf(svm, gamma)
         return self
 
-    def _pair_decisions(self, X: Any) -> np.ndarray:
-        """libsvm's one-vs-one decision values, computed with matrix products.
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "compiled_" not in state and "svm_" in state:
+            # Pickled before common.kernels: compile the same fitted SVC, so older champions still load.
+            state = {k: v for k, v in state.items() if k not in ("sv_norms_", "pair_index_")}
+            state["compiled_"] = compile_rbf(state["svm_"], state["gamma_"])
+        super().__setstate__(state)
 
-        The same numbers as ``SVC.decision_function`` (up to rounding), many times faster than libsvm's
-        loop over one kernel value at a time. Each support vector of class ``c`` only has weights for the
-        k-1 pairs that involve ``c``, so the products run class by class.
+    def _pca_scores(self, X: np.ndarray) -> np.ndarray:
+        """PCA scores in float64, a block of rows at a time (the images stay float32 to halve their memory).
+
+        float32 products round differently depending on where a row sits in the batch, which would make a
+        row's decision values depend on its neighbours.
         """
-        check_is_fitted(self, "svm_")
-        Z = self.pca_.transform(np.asarray(X, dtype=np.float32)).astype(np.float64)
-        svm = self.svm_
-        sv, dual = svm.support_vectors_, svm.dual_coef_
-        starts = np.r_[0, np.cumsum(svm.n_support_)]
-        out = np.empty((len(Z), self.pair_index_.size // 2))
-        for i in range(0, len(Z), _BLOCK):
-            z = Z[i:i + _BLOCK]
-            kernel = z @ sv.T  # turned in place into exp(-gamma * squared distance)
-            kernel *= -2.0
-            kernel += (z**2).sum(axis=1)[:, None]
-            kernel += self.sv_norms_[None, :]
-            np.maximum(kernel, 0.0, out=kernel)
-            kernel *= -self.gamma_
-            np.exp(kernel, out=kernel)
-            block = np.zeros((len(z), out.shape[1]))
-            for c in range(len(self.classes_)):
-                lo, hi = starts[c], starts[c + 1]
-                block[:, self.pair_index_[c]] += kernel[:, lo:hi] @ dual[:, lo:hi].T
-            out[i:i + _BLOCK] = block
-        return out + svm.intercept_
+        blocks = [self.pca_.transform(X[i:i + _PCA_ROWS].astype(np.float64)) for i in range(0, len(X), _PCA_ROWS)]
+        return np.concatenate(blocks) if blocks else np.empty((0, self.pca_.n_components_))
+
+    def _scores(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return self._pca_scores(X)
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """One-vs-rest scores as scikit-learn's SVC builds them: votes plus a confidence in (-1/3, 1/3)."""
-        dec = self._pair_decisions(X)
-        k = len(self.classes_)
-        if k == 2:
-            return dec[:, 0]
-        votes = np.zeros((len(dec), k))
-        conf = np.zeros((len(dec), k))
-        for p, (i, j) in enumerate(_pairs(k)):
-            votes[:, i] += dec[:, p] > 0
-            votes[:, j] += dec[:, p] <= 0
-            conf[:, i] += dec[:, p]
-            conf[:, j] -= dec[:, p]
-        return votes + conf / (3 * (np.abs(conf) + 1))
+        """``SVC.decision_function`` (one-vs-rest): votes plus a confidence in (-1/3, 1/3); (n,) for two classes."""
+        scores = self._scores(X)  # first: it checks that the model is fitted
+        return self.compiled_.decision_function(scores, shape="ovr")
 
     def predict(self, X: Any) -> np.ndarray:
-        dec = self._pair_decisions(X)
-        k = len(self.classes_)
-        if k == 2:
-            return self.classes_[(dec[:, 0] > 0).astype(int)]  # scikit-learn flips binary signs
-        votes = np.zeros((len(dec), k), dtype=np.int64)
-        for p, (i, j) in enumerate(_pairs(k)):
-            winner_i = dec[:, p] > 0
-            votes[:, i] += winner_i
-            votes[:, j] += ~winner_i
-        return self.classes_[np.argmax(votes, axis=1)]  # libsvm's rule: the first class with most votes
+        """``SVC.predict``: libsvm's one-vs-one vote."""
+        scores = self._scores(X)
+        return self.compiled_.predict(scores)
 
 
-_BLOCK = 1024  # rows per kernel block: 1024 x 19k support vectors = 155 MB of float64
-
-
-def _pairs(k: int) -> list[tuple[int, int]]:
-    """Class pairs in libsvm's one-vs-one order."""
-    return [(i, j) for i in range(k) for j in range(i + 1, k)]
-
-
-def _pair_index(k: int) -> np.ndarray:
-    """(k, k-1): for class ``c``, the one-vs-one pair of each row of its support vectors' ``dual_coef_``.
-
-    libsvm stores the weight of a class-``c`` support vector in the pair (c, o) at row ``o - 1`` when
-    ``o > c`` and at row ``o`` when ``o < c``.
-    """
-    index = {pair: p for p, pair in enumerate(_pairs(k))}
-    out = np.zeros((k, k - 1), dtype=np.intp)
-    for c in range(k):
-        for row in range(k - 1):
-            other = row if row < c else row + 1
-            out[c, row] = index[(min(c, other), max(c, other))]
-    return out
+_PCA_ROWS = 8192  # images per float64 block when computing PCA scores (bounded memory)
 
 
 # ---------------------------------------------------------------------------------------------- build
-def build_pipeline(model: Literal["xgboost", "classical", "cnn"] = "classical", deskew: bool = True,
-                   n_estimators: int = 1000, learning_rate: float = 0.3, max_depth: int = 6,
-                   device: Literal["cpu", "cuda"] = "cpu", n_components: int = 50, C: float = 5.0,
-                   shifts: Literal[0, 4, 8] = 4, epochs: int = 3, batch_size: int = 128, threads: int = 0,
-                   seed: int = 0) -> Pipeline:
+@dataclass(frozen=True)
+class XGBoostParams:
+    """Settings of ``model=xgboost`` (``--param xgboost.<name>=...``).
+
+    Attributes:
+        n_estimators: the most boosting rounds (early stopping usually ends sooner).
+        learning_rate: shrinkage per round.
+        max_depth: tree depth.
+        device: ``cpu`` or ``cuda`` (an NVIDIA GPU and an XGBoost built with CUDA).
+        threads: CPU threads (0 = all cores; 1 avoids OpenMP's spin-waiting on a busy machine).
+    """
+
+    n_estimators: int = 1000
+    learning_rate: float = 0.3
+    max_depth: int = 6
+    device: Literal["cpu", "cuda"] = "cpu"
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class ClassicalParams:
+    """Settings of ``model=classical`` (``--param classical.<name>=...``).
+
+    Attributes:
+        n_components: PCA dimensions.
+        C: SVM regularisation.
+        shifts: shifted copies per support vector (0, 4 or 8).
+    """
+
+    n_components: int = 50
+    C: float = 5.0
+    shifts: Literal[0, 4, 8] = 4
+
+
+@dataclass(frozen=True)
+class CNNParams:
+    """Settings of ``model=cnn`` (``--param cnn.<name>=...``).
+
+    Attributes:
+        epochs: passes over the training images.
+        batch_size: images per step.
+    """
+
+    epochs: int = 3
+    batch_size: int = 128
+
+
+def build_pipeline(model: Literal["xgboost", "classical", "cnn"] = "classical", deskew: bool = True, seed: int = 0,
+                   xgboost: XGBoostParams = XGBoostParams(), classical: ClassicalParams = ClassicalParams(),
+                   cnn: CNNParams = CNNParams()) -> Pipeline:
     """An unfitted pipeline from raw (n, 28, 28) or (n, 784) images of 0-255 to digits.
 
     Args:
         model: ``xgboost``, ``classical`` or ``cnn``.
         deskew: xgboost and classical: deskew and centre the digits first (else only scale to 0-1).
-        n_estimators: xgboost: the most boosting rounds (early stopping usually ends sooner).
-        learning_rate: xgboost: shrinkage per round.
-        max_depth: xgboost: tree depth.
-        device: xgboost: ``cpu`` or ``cuda``.
-        n_components: classical: PCA dimensions.
-        C: classical: SVM regularisation.
-        shifts: classical: shifted copies per support vector (0, 4 or 8).
-        epochs: cnn: passes over the training images.
-        batch_size: cnn: images per step.
-        threads: xgboost: CPU threads (0 = all cores; 1 avoids OpenMP's spin-waiting on a busy machine).
-        seed: random seed of every model.
+        seed: random seed of the xgboost and cnn models.
+        xgboost: settings of the xgboost model.
+        classical: settings of the classical model.
+        cnn: settings of the cnn model.
     """
     prepare = ("deskew", Deskew()) if deskew else ("pixels", PixelScaler())
     if model == "xgboost":
-        if device.split(":")[0] not in DEVICES:
-            raise ParameterError(f"device must be cpu or cuda (cuda:<n>); got {device!r}.")
-        est = EarlyStoppingXGB(n_estimators=n_estimators, learning_rate=learning_rate, max_depth=max_depth,
-                               device=device, n_jobs=threads or None, random_state=seed)
+        if xgboost.device not in DEVICES:
+            raise ParameterError(f"xgboost.device must be one of {', '.join(DEVICES)}; got {xgboost.device!r}.")
+        est = EarlyStoppingXGB(n_estimators=xgboost.n_estimators, learning_rate=xgboost.learning_rate,
+                               max_depth=xgboost.max_depth, device=xgboost.device, n_jobs=xgboost.threads or None,
+                               random_state=seed)
         return Pipeline([prepare, ("model", est)])
     if model == "classical":
-        return Pipeline([prepare, ("model", VirtualSVC(n_components=n_components, C=C, shifts=shifts))])
+        return Pipeline([prepare, ("model", VirtualSVC(n_components=classical.n_components, C=classical.C,
+                                                       shifts=classical.shifts))])
     if model == "cnn":
         if not tensorflow_available():
             from projects.mnist.cnn import _INSTALL
@@ -287,7 +296,7 @@ def build_pipeline(model: Literal["xgboost", "classical", "cnn"] = "classical", 
             raise ParameterError(_INSTALL)
         # The network learns its own invariances (and sees shifted/rotated digits), so no deskewing.
         return Pipeline([("pixels", PixelScaler(flatten=False)),
-                         ("model", KerasCNN(epochs=epochs, batch_size=batch_size, seed=seed))])
+                         ("model", KerasCNN(epochs=cnn.epochs, batch_size=cnn.batch_size, seed=seed))])
     raise ParameterError(f"model must be one of {', '.join(MODELS)}; got {model!r}.")
 
 

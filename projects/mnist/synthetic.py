@@ -52,5 +52,5 @@ def generate(n: int = 600, seed: int = 0, n_test: int = 200) -> Dataset:
 
 # Fast settings for the test harness (the default classical model on 600 images fits in about a second),
 # and the loose quality floor it checks on generated data.
-TEST_PARAMS = {"model": "classical", "n_components": 30}
+TEST_PARAMS = {"model": "classical", "classical.n_components": 30}
 QUALITY_FLOOR = {"accuracy": (">=", 0.8)}
