@@ -20,7 +20,7 @@ from projects.sentiment.features import (
     strip_negation,
 )
 from projects.sentiment.pipeline import build_pipeline
-from tests.estimators.text import check_text_step
+from tests.estimators.text import check_text_step, step_id
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +57,14 @@ def test_normalizer_without_negation_has_no_marks() -> None:
     assert "_neg" not in " ".join(TweetNormalizer(negation=False).transform(["not good at all"]))
 
 
-@pytest.mark.parametrize("step", [TweetNormalizer(), TweetNormalizer(negation=False)], ids=repr)
+@pytest.mark.parametrize("step", [TweetNormalizer(), TweetNormalizer(negation=False)], ids=step_id)
 def test_normalizer_keeps_the_estimator_contract(step, synth) -> None:
     """scikit-learn's checks feed numeric arrays, so the text steps are checked on tweets here."""
     check_text_step(step, synth.X[:80])
 
 
 @pytest.mark.parametrize("step", [LexiconScores(), LexiconScores(scale=2.0),
-                                  CharWbCounts(ngram_range=(3, 5), min_df=2, preprocessor=strip_negation)], ids=repr)
+                                  CharWbCounts(ngram_range=(3, 5), min_df=2, preprocessor=strip_negation)], ids=step_id)
 def test_feature_steps_keep_the_estimator_contract(step, synth) -> None:
     """The steps after the normaliser take normalised tweets."""
     check_text_step(step, TweetNormalizer().transform(synth.X[:80]))

@@ -29,7 +29,7 @@ from projects.spam.model import (
 )
 from projects.spam.pipeline import build_pipeline, signature_example
 from projects.spam.spec import SPEC
-from tests.estimators.text import check_text_step
+from tests.estimators.text import check_text_step, step_id
 from tests.settings import TEST_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,7 +328,7 @@ def test_char_wb_counts_equal_scikit_learn() -> None:
 
 # ------------------------------------------------------------------------------------ the shared text layer
 @pytest.mark.parametrize("step", [TextInput(), TextInput(max_chars=5), CharWbCounts(ngram_range=(2, 5), min_df=2),
-                                  CharWbCounts(ngram_range=(1, 3), lowercase=False)], ids=repr)
+                                  CharWbCounts(ngram_range=(1, 3), lowercase=False)], ids=step_id)
 def test_text_steps_keep_the_estimator_contract(step) -> None:
     """scikit-learn's checks feed numeric arrays, so the text steps are checked on messages here."""
     check_text_step(step, synthetic.generate().X[:60] + ["", "Ünïcödé ✓", "x" * 50])

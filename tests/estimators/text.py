@@ -60,3 +60,10 @@ def check_text_step(step: Any, texts: list[str] = TEXTS) -> None:
     assert _same(pickle.loads(pickle.dumps(fitted)).transform(texts), out)
     if hasattr(fitted, "get_feature_names_out") and hasattr(out, "shape"):
         assert len(fitted.get_feature_names_out()) == out.shape[1]
+
+
+def step_id(step: object) -> str:
+    """A stable test id: the step's repr without memory addresses (pytest-xdist workers must agree on ids)."""
+    import re
+
+    return re.sub(r" at 0x[0-9a-f]+", "", repr(step)).replace("\n", "").replace(" ", "")
