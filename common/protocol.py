@@ -34,7 +34,7 @@ from common import evaluation, splits
 from common.console import step
 from common.datasets import Dataset
 from common.errors import DataError
-from common.spec import ProjectSpec
+from common.spec import ProjectSpec, SplitSpec
 
 if TYPE_CHECKING:
     from common.registry import Project
@@ -202,7 +202,7 @@ def default_parts(ctx: Context) -> Parts:
                  refit_on_all=split.refit_on == "all" and split.kind != "given")
 
 
-def _check_time_split(n: int, cut: int, split: Any) -> None:
+def _check_time_split(n: int, cut: int, split: SplitSpec) -> None:
     """A clear error when a time range is too short for walk-forward folds and a test part."""
     folds = max(split.cv_folds, 1)
     first_fold = cut // (folds + 1) - split.gap
@@ -214,17 +214,16 @@ def _check_time_split(n: int, cut: int, split: Any) -> None:
         )
 
 
-def predict_rows(model: Any, X: Any, idx: np.ndarray, history: bool, method: str = "predict") -> np.ndarray:
-    """``model.<method>`` for rows ``idx`` of ``X``; with ``history``, every earlier row is passed in front.
+def predict_rows(model: Any, X: Any, idx: np.ndarray, history: bool) -> np.ndarray:
+    """``model.predict`` for rows ``idx`` of ``X``; with ``history``, every earlier row is passed in front.
 
     Time-ordered features look back, so a row predicted alone would lack its history; passing rows
     ``0..idx[-1]`` and keeping the positions ``idx`` gives each row exactly what it would have had on
     its day (the features are causal: later rows never reach an earlier one).
     """
-    fn = getattr(model, method)
     if not history:
-        return np.asarray(fn(splits.take(X, idx)))
-    return np.asarray(fn(splits.take(X, np.arange(int(idx[-1]) + 1))))[idx]
+        return np.asarray(model.predict(splits.take(X, idx)))
+    return np.asarray(model.predict(splits.take(X, np.arange(int(idx[-1]) + 1))))[idx]
 
 
 def cross_val_predict(
