@@ -10,7 +10,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 ifneq ($(wildcard ../shared/data/MANIFEST.md),)
 export MLPROJECTS_DATA_DIR ?= $(abspath ../shared/data)
 endif
-EXTRAS ?= dev,cnn
+EXTRAS ?= dev,cnn,server
 ARGS ?=
 PROJECT ?= house_prices
 PORT ?= 5001

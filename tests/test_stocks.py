@@ -473,7 +473,7 @@ def test_unknown_ticker_and_no_network(monkeypatch) -> None:
 
 def test_yfinance_not_installed(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "yfinance", None)
-    with pytest.raises(DataError, match=r"pip install -e '\.\[stocks\]'"):
+    with pytest.raises(DataError, match=r"yfinance is a core dependency: pip install -e \. "):
         data.load(ticker="FAKE")
 
 

@@ -196,7 +196,7 @@ def download(ticker: str, dest: Path) -> FileInfo:
     except ImportError as exc:
         raise DataError(
             f"{ticker} is not in the mirror or the cache and yfinance is not installed to download it. "
-            "Install the stocks extra: pip install -e '.[stocks]' (or set "
+            "yfinance is a core dependency: pip install -e . (or `make venv`) installs it (or set "
             f"{DATA_DIR_ENV} to a mirror holding {relative_path(ticker)})."
         ) from exc
     rate_limit = getattr(getattr(yf, "exceptions", None), "YFRateLimitError", None)
