@@ -41,6 +41,7 @@ class Row:
     run_id: str | None = None
     git_commit: str | None = None
     plots: dict[str, bytes] = field(default_factory=dict)
+    explanations: dict[str, bytes] = field(default_factory=dict)
     note: str = ""
 
 
@@ -88,26 +89,47 @@ def collect(with_plots: bool = True) -> list[Row]:
             and "_" not in k.removeprefix("baseline_").removesuffix(suffix)
         }
         if with_plots:
-            row.plots = _plots(client, mv.run_id)
+            row.plots, row.explanations = _plots(client, mv.run_id)
         rows.append(row)
     return rows
 
 
-def _plots(client: Any, run_id: str, limit: int = 3) -> dict[str, bytes]:
+def _plots(client: Any, run_id: str, limit: int = 3) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(the first ``limit`` key plots, every explanation plot) of a run, as PNG bytes.
+
+    Explanation plots (``common.explain.PLOTS``) are shown in their own labelled section, so they never
+    compete with the key plots for a slot; one listing and one download per plot keeps the report fast.
+    """
+    from common.explain import PLOTS
+
     try:
         names = [a.path for a in client.list_artifacts(run_id) if a.path.endswith(".png")]
     except Exception as exc:  # an unreachable artifact store must not break the report
         log.warning("cannot list artifacts of run %s: %s", run_id, exc)
-        return {}
-    chosen = [n for n in KEY_PLOTS if n in names][:limit] or names[:limit]
-    out = {}
+        return {}, {}
+    others = [n for n in names if n not in PLOTS]
+    chosen = [n for n in KEY_PLOTS if n in others][:limit] or others[:limit]
+    explained = [n for n in PLOTS if n in names]
+    out: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in chosen:
+        for name in [*chosen, *explained]:
             try:
                 out[name] = Path(client.download_artifacts(run_id, name, tmp)).read_bytes()
             except Exception as exc:
                 log.warning("cannot download %s of run %s: %s", name, run_id, exc)
-    return out
+    return ({n: out[n] for n in chosen if n in out}, {n: out[n] for n in explained if n in out})
+
+
+def _figures(plots: dict[str, bytes], captions: dict[str, str] | None = None) -> str:
+    """``<figure>`` elements with the PNGs embedded as data URIs, captioned by label and file name."""
+    captions = captions or {}
+    return "".join(
+        f'<figure><img alt="{html.escape(captions.get(n, n))}" '
+        f'src="data:image/png;base64,{base64.b64encode(b).decode()}">'
+        f"<figcaption>{html.escape(captions[n]) + ' &middot; ' if n in captions else ''}"
+        f"<code>{html.escape(n)}</code></figcaption></figure>"
+        for n, b in plots.items()
+    )
 
 
 def markdown(rows: list[Row]) -> str:
@@ -147,16 +169,16 @@ def page(rows: list[Row]) -> str:
             f"<td>{_fmt(r.model_size_mb, 2)}</td><td>{'v' + r.version if r.version else '-'}</td>"
             f"<td><code>{html.escape((r.run_id or '')[:8])}</code></td><td><code>{html.escape(r.git_commit or '-')}</code></td></tr>"
         )
+    from common.explain import PLOTS
+
     sections = []
     for r in rows:
-        if not r.plots:
+        if not r.plots and not r.explanations:
             continue
-        imgs = "".join(
-            f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
-            f"<figcaption>{html.escape(n)}</figcaption></figure>"
-            for n, b in r.plots.items()
-        )
-        sections.append(f"<h2>{html.escape(r.project)}</h2><div class='plots'>{imgs}</div>")
+        body = f"<div class='plots'>{_figures(r.plots)}</div>" if r.plots else ""
+        if r.explanations:
+            body += f"<h3>Explanations</h3><div class='plots explanations'>{_figures(r.explanations, PLOTS)}</div>"
+        sections.append(f"<h2>{html.escape(r.project)}</h2>{body}")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mlprojects leaderboard</title>
 <style>
@@ -164,6 +186,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; }}
 th {{ background: #f3f3f3; }} .plots {{ display: flex; flex-wrap: wrap; gap: 1rem; }}
 figure {{ margin: 0; }} img {{ max-width: 560px; border: 1px solid #ddd; }}
+figcaption {{ max-width: 560px; font-size: .9rem; }}
 </style></head><body>
 <h1>mlprojects leaderboard</h1>
 <p>Champion of each project on its primary metric (&uarr; higher is better, &darr; lower), beside its

@@ -16,7 +16,10 @@
    fold model choosing on its own inner folds), is kept as ``candidate_auto_cv_*``.
 4. ``metrics``: profit per customer, contact rate, lift and gains out of fold and on the test part, the
    tuned thresholds, and the churn-rate shift between the parts with prior-adjusted scores.
-5. ``artifacts``: calibration, gains and threshold plots, per-fold table, permutation importances.
+5. ``artifacts``: calibration, gains and threshold plots, per-fold table, and explanations of the model
+   fitted on the training part, on the test part (``common.explain``): permutation importance of the raw
+   columns (drop in ROC-AUC) and per-customer single-column substitution contributions to the churn
+   probability for the lowest, middle and highest scored customers.
 
 Baselines (majority class, plain logistic regression) run on the same folds and test part (the protocol).
 """
@@ -29,10 +32,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
-from common import evaluation
+from common import evaluation, explain
 from common.console import step
 from common.protocol import (
     Context,
@@ -139,7 +141,7 @@ def metrics(ctx: Context, ev: Evaluation) -> dict[str, float]:
 
 
 def artifacts(ctx: Context, ev: Evaluation) -> None:
-    """Calibration, gains and threshold plots, the per-fold table and permutation importances."""
+    """Calibration, gains and threshold plots, the per-fold table, and the explanations on the test part."""
     params, pos = ctx.params, ctx.spec.pos_label
     winner, part = ev.info.get("winner", params["model"]), ev.parts.test_name
     y_te = (ev.test.y == pos).astype(int)
@@ -162,11 +164,10 @@ def artifacts(ctx: Context, ev: Evaluation) -> None:
     plots.plot_calibration(curves, ctx.artifact("calibration.png"), f"churn: calibration ({winner})")
     share = float(np.mean(ev.cv.pred[ev.cv.mask] == pos)) if ev.cv is not None else None
     plots.plot_gains(curves, ctx.artifact("gains.png"), f"churn: cumulative gains ({winner})", threshold_share=share)
-    with step("Permutation importances of the raw columns"):
-        importances = raw_importances(ev.model, ev.parts.X_test, y_te)
-    importances.to_csv(ctx.artifact("permutation_importance.csv"), index=False)
-    plots.plot_importances(importances, ctx.artifact("permutation_importance.png"),
-                           f"churn: permutation importance on the {part}")
+    with step("Explaining the model on the test part (permutation importance, per-customer contributions)"):
+        importances = explain.explain_tabular(
+            ctx, ev, lambda X: evaluation.positive_proba(ev.model, X, pos), "roc_auc",
+            "drop in ROC-AUC when the raw column is shuffled", "churn probability", y_test=y_te)
     _tag({"churn.model": winner, "churn.objective": params["objective"], "churn.test_part": part,
           "churn.top_column": str(importances.iloc[0]["column"])})
 
@@ -190,23 +191,6 @@ def shift_metrics(y_train: np.ndarray, y_test: np.ndarray, proba: np.ndarray, th
         scores = evaluation.binary_scores(y_test, (adjusted >= threshold).astype(int), adjusted, 1)
         out |= {f"{k}_prior_adjusted": scores[k] for k in ("accuracy", "precision", "recall", "f1", "brier")}
     return out
-
-
-def raw_importances(model: Any, X: pd.DataFrame, y: np.ndarray, max_rows: int = 4000, repeats: int = 5,
-                    seed: int = 0) -> pd.DataFrame:
-    """Permutation importance of each raw input column: the drop in ROC-AUC when it is shuffled.
-
-    ``sklearn.inspection.permutation_importance(scoring="roc_auc")`` on at most ``max_rows`` rows of the
-    test part (a fixed random subset, so a 64k-row testing file stays affordable).
-    """
-    y = np.asarray(y)
-    if len(y) > max_rows:
-        idx = np.sort(np.random.default_rng(seed).choice(len(y), size=max_rows, replace=False))
-        X, y = X.iloc[idx], y[idx]
-    result = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=repeats, random_state=seed)
-    table = pd.DataFrame({"column": list(X.columns), "importance_mean": result.importances_mean,
-                          "importance_std": result.importances_std})
-    return table.sort_values("importance_mean", ascending=False).reset_index(drop=True)
 
 
 def _tag(tags: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Churn figures: reliability (calibration) diagram, cumulative gains with lift, threshold curves, importances.
+"""Churn figures: reliability (calibration) diagram, cumulative gains with lift, threshold curves.
 
 Drawn on ``common.plots`` Figures (no pyplot, no backend switch).
 """
@@ -106,16 +106,5 @@ def plot_threshold(grid: np.ndarray, f1: np.ndarray, profit: np.ndarray, chosen:
         ax.axvline(t, ls=ls, lw=1.2, color=color, label=f"{label}: {t:.3f}")
     handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper right", fontsize=8)
-    ax.set_title(title)
-    return plots.save(fig, path)
-
-
-def plot_importances(table: pd.DataFrame, path: Path, title: str) -> Path:
-    """Horizontal bars of permutation importances (drop in ROC-AUC) with their spread."""
-    table = table.sort_values("importance_mean")
-    fig, ax = plots.subplots(figsize=(7.5, max(3.0, 0.32 * len(table) + 1)))
-    ax.barh(table["column"], table["importance_mean"], xerr=table["importance_std"], color="tab:blue")
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel("drop in ROC-AUC when the raw column is shuffled")
     ax.set_title(title)
     return plots.save(fig, path)

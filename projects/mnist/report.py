@@ -1,16 +1,20 @@
 """The mnist report: the most confidently misclassified test digits, and what each model learned.
 
 The generic path already logs accuracy, macro-F1, per-digit recall and F1 (``recall_<digit>``) and the
-confusion matrix; this adds the image grid of the worst mistakes and model-specific figures.
+confusion matrix; this adds the image grid of the worst mistakes, the most confused digit pairs
+(``confused_pairs.png``/``.csv``, with example images in ``confused_examples.png``) and model-specific
+figures. All of them come from the model fitted on the 60k training file, predicting the 10k test file.
 """
 
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from common import explain
 from common.protocol import Context
 from projects.mnist.features import as_images
 
@@ -46,6 +50,25 @@ def plot_mistakes(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, co
     return len(worst)
 
 
+def plot_pair_examples(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, pairs: Any, path: Any,
+                       title: str, per_pair: int = 6) -> Path:
+    """One row per confused (true, predicted) pair: up to ``per_pair`` of its test images."""
+    from common import plots
+
+    pairs = pairs.head(5)
+    fig, axes = plots.subplots(max(len(pairs), 1), per_pair, figsize=(per_pair * 1.3, max(len(pairs), 1) * 1.5),
+                               squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, (t, p, count) in enumerate(zip(pairs["true"], pairs["predicted"], pairs["count"], strict=True)):
+        idx = np.flatnonzero((y_true == t) & (y_pred == p))[:per_pair]
+        for c, i in enumerate(idx):
+            axes[r, c].imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
+        axes[r, 0].set_title(f"true {t} → {p} ({count}x)", fontsize=8, loc="left")
+    fig.suptitle(title, fontsize=10)
+    return plots.save(fig, path, dpi=100)
+
+
 def report(ctx: Context, model: Any, X_test: Any, y_test: Any) -> dict[str, float]:
     """Mistake grid and table, plus model-specific figures (early-stopping round, support vectors, epochs)."""
     out: dict[str, float] = {}
@@ -63,6 +86,14 @@ def report(ctx: Context, model: Any, X_test: Any, y_test: Any) -> dict[str, floa
             for i in wrong[np.argsort(-conf[wrong], kind="stable")]:
                 writer.writerow([int(i), int(y_true[i]), int(y_pred[i]), f"{conf[i]:.6g}"])
         out["test_errors"] = float(len(wrong))
+        # The confusions of the model fitted on the training file, on the test file it never saw.
+        pairs = explain.confused_pairs(y_true, y_pred, k=10)
+        pairs.to_csv(ctx.artifact("confused_pairs.csv"), index=False)
+        explain.plot_confused_pairs(pairs, ctx.artifact("confused_pairs.png"),
+                                    f"{label}: most confused digit pairs on the test file ({len(wrong)} errors)")
+        if len(pairs):
+            plot_pair_examples(images, y_true, y_pred, pairs, ctx.artifact("confused_examples.png"),
+                               f"{label}: test digits of the most confused pairs")
     if hasattr(inner, "best_iteration_"):
         out["xgb_best_round"] = float(inner.best_iteration_ + 1)
     if hasattr(inner, "svm_"):

@@ -8,24 +8,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common import explain
 from common.protocol import Context
 
 
 def top_ngrams(model: Any, k: int = 30) -> pd.DataFrame:
     """The ``k`` n-grams with the largest spam and ham weights of the fitted pipeline's linear model."""
-    names = np.asarray(model.named_steps["features"].get_feature_names_out(), dtype=object)
-    coef = model.named_steps["model"].coef()
-    order = np.argsort(coef)
-    rows = []
-    for label, idx in (("spam", order[::-1][:k]), ("ham", order[:k])):
-        for rank, i in enumerate(idx, 1):
-            kind, _, gram = str(names[i]).partition("__")
-            rows.append({"class": label, "rank": rank, "kind": kind, "ngram": gram, "weight": float(coef[i])})
-    return pd.DataFrame(rows)
+    names = model.named_steps["features"].get_feature_names_out()
+    grams = explain.top_weights(names, model.named_steps["model"].coef(), ("ham", "spam"), k)
+    return grams.rename(columns={"feature": "ngram"})[["class", "rank", "kind", "ngram", "weight"]]
 
 
 def report(ctx: Context, model: Any, X_test: Any, y_test: Any) -> dict[str, float]:
-    """Test ham blocked rate and spam caught, plus artifacts: ``top_ngrams.csv``/``.md``, ``model_choice.json``."""
+    """Test ham blocked rate and spam caught, plus artifacts: ``top_ngrams.csv``/``.md``/``.png``, ``model_choice.json``."""
     clf = model.named_steps["model"]
     metrics: dict[str, float] = {"decision_threshold": float(clf.threshold_)}
     # Out-of-fold figures on the training rows that chose the threshold.
@@ -39,6 +34,8 @@ def report(ctx: Context, model: Any, X_test: Any, y_test: Any) -> dict[str, floa
         metrics["spam_missed"] = float(np.sum(pred[~ham] != ctx.spec.pos_label))
     grams = top_ngrams(model)
     grams.to_csv(ctx.artifact("top_ngrams.csv"), index=False)
+    explain.plot_top_weights(grams.rename(columns={"ngram": "feature"}), ctx.artifact("top_ngrams.png"),
+                             "spam: strongest n-gram weights of the linear model (final fit)")
     lines = ["| rank | spam n-gram | weight | ham n-gram | weight |", "|---:|---|---:|---|---:|"]
     spam, ham_rows = grams[grams["class"] == "spam"], grams[grams["class"] == "ham"]
     for (_, s), (_, h) in zip(spam.iterrows(), ham_rows.iterrows(), strict=False):
