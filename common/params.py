@@ -5,6 +5,12 @@ parameters). Allowed values come from ``Literal[...]`` annotations. A project wi
 each model's settings in a frozen dataclass used as the default of one argument (``xgboost:
 XGBoostParams = XGBoostParams()``); its fields appear as dotted keys (``xgboost.max_depth``) on the command
 line, in MLflow and in variants, and are put back into the dataclass before ``build_pipeline`` is called.
+
+Numeric ranges are declared in the same annotations with ``annotated-types`` constraints
+(``linear_alpha: Annotated[float, Gt(0)] = 3e-4``, ``clip_quantile: Annotated[float, Interval(ge=0, lt=0.5)]``;
+``tuple[Annotated[float, Gt(0)], ...]`` constrains every item). ``ParamSpace.resolve`` checks them, and rejects
+NaN and infinite floats, before any data is read; an infinite value is allowed only where the range says so
+(``Le(math.inf)``).
 """
 
 from __future__ import annotations
@@ -12,22 +18,34 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
+import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, get_args, get_origin
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from common.errors import ParameterError
+from annotated_types import BaseMetadata, Ge, GroupedMetadata, Gt, Interval, Le, Lt
+
+from common.errors import ParameterError, ProjectDefinitionError
 
 # Arguments of ``load`` that the generic path fills itself; they are not user parameters.
 LOADER_RESERVED = ("data_dir", "sample")
 
+#: A random seed: numpy and the estimators built on it accept 0 to 2**32 - 1.
+Seed = Annotated[int, Interval(ge=0, lt=2**32)]
+
+
+_UNIONS = (typing.Union, types.UnionType)
+
 
 def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
-    """The allowed values of ``Literal[...]`` (also inside ``Optional``/unions), else None."""
+    """The allowed values of ``Literal[...]`` (also inside ``Annotated``/``Optional``/unions), else None."""
+    if get_origin(annotation) is Annotated:
+        return _literal_choices(get_args(annotation)[0])
     if get_origin(annotation) is Literal:
         return tuple(get_args(annotation))
-    if get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if get_origin(annotation) in _UNIONS:
         found: list[Any] = []
         for arg in get_args(annotation):
             inner = _literal_choices(arg)
@@ -39,9 +57,128 @@ def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(fn)
+        return typing.get_type_hints(fn, include_extras=True)
     except Exception:  # noqa: BLE001 - unresolvable annotations only cost the choices, never the defaults
         return {}
+
+
+_SYMBOLS: dict[type, tuple[str, str, Callable[[Any, Any], bool]]] = {
+    Gt: ("gt", ">", lambda v, b: v > b),
+    Ge: ("ge", ">=", lambda v, b: v >= b),
+    Lt: ("lt", "<", lambda v, b: v < b),
+    Le: ("le", "<=", lambda v, b: v <= b),
+}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The numeric range of one parameter, from its ``annotated-types`` constraints.
+
+    Attributes:
+        constraints: ``Gt``/``Ge``/``Lt``/``Le`` (an ``Interval`` is stored as its parts).
+        each: the value is a tuple or list and every item must be in the range.
+    """
+
+    constraints: tuple[BaseMetadata, ...]
+    each: bool = False
+
+    @property
+    def allows_inf(self) -> bool:
+        """True when the range explicitly admits infinity (``Le(math.inf)`` or ``Ge(-math.inf)``)."""
+        return any(isinstance(c, Le | Ge) and _bound(c) in (math.inf, -math.inf) for c in self.constraints)
+
+    def text(self) -> str:
+        """The range for messages and help, e.g. ``>= 0 and < 0.5``."""
+        return " and ".join(f"{_SYMBOLS[type(c)][1]} {_show(_bound(c))}" for c in self.constraints)
+
+    def admits(self, value: Any) -> bool:
+        """Whether one number is in the range (NaN never is; infinity only where the range says so)."""
+        if isinstance(value, float) and not math.isfinite(value) and not (
+            math.isinf(value) and self.allows_inf
+        ):
+            return False
+        return all(_SYMBOLS[type(c)][2](value, _bound(c)) for c in self.constraints)
+
+
+def _bound(constraint: BaseMetadata) -> Any:
+    return getattr(constraint, _SYMBOLS[type(constraint)][0])
+
+
+def _show(bound: Any) -> str:
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
+
+
+def _constraints(metadata: tuple[Any, ...], where: str) -> tuple[BaseMetadata, ...]:
+    """The supported constraints in ``Annotated`` metadata; other annotated-types metadata is an error."""
+    out: list[BaseMetadata] = []
+    for item in metadata:
+        parts = list(item) if isinstance(item, GroupedMetadata) else [item]
+        for part in parts:
+            if type(part) in _SYMBOLS:
+                out.append(part)
+            elif isinstance(part, BaseMetadata):
+                raise ProjectDefinitionError(
+                    f"{where}: constraint {part!r} is not supported; use Gt, Ge, Lt, Le or Interval."
+                )
+    return tuple(out)
+
+
+def _bounds(annotation: Any, where: str) -> Bounds | None:
+    """The range declared in an annotation: ``Annotated[...]`` itself, inside ``Optional``/unions, or on the
+    items of ``tuple[Annotated[...], ...]``/``list[...]``; None when there is none."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *metadata = get_args(annotation)
+        found = _constraints(tuple(metadata), where)
+        return Bounds(found) if found else _bounds(base, where)
+    if origin in _UNIONS:
+        for arg in get_args(annotation):
+            inner = _bounds(arg, where)
+            if inner is not None:
+                return inner
+        return None
+    if origin in (tuple, list):
+        items = {a for a in get_args(annotation) if a is not Ellipsis}
+        if len(items) == 1:
+            inner = _bounds(items.pop(), where)
+            if inner is not None and not inner.each:
+                return Bounds(inner.constraints, each=True)
+    return None
+
+
+def violation(value: Any, bounds: Bounds | None) -> str | None:
+    """Why ``value`` is not allowed (``must be > 0; got -1.0``), or None when it is.
+
+    A NaN float is never allowed and an infinite one only where ``bounds`` admit it; items of a tuple or
+    list are checked one by one; None and non-numbers have nothing to check.
+    """
+    each = isinstance(value, tuple | list)
+    for item in value if each else (value,):
+        if not _number(item):
+            continue
+        non_finite = isinstance(item, float) and not math.isfinite(item) and not (
+            math.isinf(item) and bounds is not None and bounds.allows_inf)
+        if bounds.admits(item) if bounds is not None else not non_finite:
+            continue
+        rule = " ".join(part for part in ("a finite number" if non_finite else "",
+                                          bounds.text() if bounds is not None else "") if part)
+        return f"must have every item {rule}; got {item!r} in {value!r}" if each else f"must be {rule}; got {item!r}"
+    return None
+
+
+def check_value(key: str, value: Any, bounds: Bounds | None, project: str = "project") -> None:
+    """Reject a non-finite float, or a number outside ``bounds``, with the allowed range in the message.
+
+    Raises:
+        ParameterError: naming the parameter, the value given and the allowed range.
+    """
+    problem = violation(value, bounds)
+    if problem is not None:
+        raise ParameterError(f"Parameter '{key}' of project '{project}' {problem}.")
 
 
 @dataclass(frozen=True)
@@ -53,37 +190,53 @@ class ParamSpace:
         data: ``load`` parameters and defaults.
         choices: allowed values per parameter (from ``Literal`` annotations).
         groups: argument name -> the dataclass default it is rebuilt from.
+        bounds: numeric range per parameter (from ``annotated-types`` constraints in ``Annotated``).
     """
 
     pipeline: Mapping[str, Any]
     data: Mapping[str, Any]
     choices: Mapping[str, tuple[Any, ...]]
     groups: Mapping[str, Any]
+    bounds: Mapping[str, Bounds] = field(default_factory=dict)
 
     @classmethod
     def from_functions(cls, build: Callable[..., Any], load: Callable[..., Any] | None = None) -> ParamSpace:
-        """Read defaults and choices from the two signatures."""
+        """Read defaults, choices and ranges from the two signatures.
+
+        Raises:
+            ParameterError: a name is an argument of both functions.
+            ProjectDefinitionError: a default is outside its own declared range (or not finite), or an
+                annotation uses an unsupported constraint; the message names the function.
+        """
         pipeline: dict[str, Any] = {}
         choices: dict[str, tuple[Any, ...]] = {}
         groups: dict[str, Any] = {}
+        bounds: dict[str, Bounds] = {}
+        where: dict[str, str] = {}  # key -> the function or dataclass that declares it, for error messages
+
+        def declare(target: dict[str, Any], key: str, default: Any, annotation: Any, owner: str) -> None:
+            target[key] = default
+            where[key] = owner
+            allowed = _literal_choices(annotation)
+            if allowed:
+                choices[key] = allowed
+            found = _bounds(annotation, f"{owner}: parameter '{key}'")
+            if found is not None:
+                bounds[key] = found
+
         hints = _hints(build)
+        build_name = _qualname(build)
         for name, p in inspect.signature(build).parameters.items():
             if p.default is inspect.Parameter.empty or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 continue
             if dataclasses.is_dataclass(p.default) and not isinstance(p.default, type):
                 groups[name] = p.default
                 field_hints = _hints(type(p.default))
+                owner = f"{build_name} (argument '{name}', {_qualname(type(p.default))})"
                 for f in dataclasses.fields(p.default):
-                    key = f"{name}.{f.name}"
-                    pipeline[key] = getattr(p.default, f.name)
-                    allowed = _literal_choices(field_hints.get(f.name))
-                    if allowed:
-                        choices[key] = allowed
+                    declare(pipeline, f"{name}.{f.name}", getattr(p.default, f.name), field_hints.get(f.name), owner)
                 continue
-            pipeline[name] = p.default
-            allowed = _literal_choices(hints.get(name))
-            if allowed:
-                choices[name] = allowed
+            declare(pipeline, name, p.default, hints.get(name), build_name)
         data: dict[str, Any] = {}
         if load is not None:
             load_hints = _hints(load)
@@ -92,14 +245,24 @@ class ParamSpace:
                     continue
                 if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                     continue
-                data[name] = p.default
-                allowed = _literal_choices(load_hints.get(name))
-                if allowed:
-                    choices[name] = allowed
+                declare(data, name, p.default, load_hints.get(name), _qualname(load))
         clash = sorted(set(pipeline) & set(data))
         if clash:
             raise ParameterError(f"parameters {clash} are arguments of both build_pipeline and load; rename one.")
-        return cls(pipeline, data, choices, groups)
+        for key, default in {**pipeline, **data}.items():
+            problem = violation(default, bounds.get(key))
+            if problem is not None:  # a project bug, not a user error: name where it is declared
+                raise ProjectDefinitionError(f"{where[key]}: the default of '{key}' {problem}.")
+        return cls(pipeline, data, choices, groups, bounds)
+
+    def range_text(self, key: str) -> str | None:
+        """What ``key`` accepts, for help and listings (``> 0``, ``one of a, b``), or None when unrestricted."""
+        if key in self.choices:
+            return "one of " + ", ".join(map(str, self.choices[key]))
+        found = self.bounds.get(key)
+        if found is None:
+            return None
+        return f"each {found.text()}" if found.each else found.text()
 
     def resolve(self, overrides: Mapping[str, Any] | None = None, project: str = "project"
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -108,7 +271,8 @@ class ParamSpace:
         Strings (as they come from ``--param key=value``) are converted to the type of the default.
 
         Raises:
-            ParameterError: for an unknown key, a value of the wrong type, or a value not in ``choices``.
+            ParameterError: for an unknown key, a value of the wrong type, a value not in ``choices``, a
+                NaN or infinite float, or a number outside its declared range (``bounds``).
         """
         pipeline = dict(self.pipeline)
         data = dict(self.data)
@@ -129,6 +293,7 @@ class ParamSpace:
                     f"Parameter '{key}' of project '{project}' must be one of "
                     f"{', '.join(map(str, allowed))}; got {value!r}."
                 )
+            check_value(key, value, self.bounds.get(key), project)
             target[key] = value
         return pipeline, data
 
@@ -146,6 +311,10 @@ class ParamSpace:
             base = out.pop(group, None) or self.groups[group]
             out[group] = dataclasses.replace(base, **values)
         return out
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -31,10 +31,11 @@ probability. An inner cross-validation of the heads would cost k x more scorer c
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from annotated_types import Ge, Gt, Interval
 from sklearn.base import BaseEstimator, ClassifierMixin, OneToOneFeatureMixin, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, make_column_selector
@@ -460,15 +461,23 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------------------------------- builders
-def build_pipeline(model: Literal["auto", "lr", "gb", "blend"] = "auto", C: float = 0.03, spline_knots: int = 7,
-                   gb_iter: int = 80, gb_learning_rate: float = 0.1, gb_depth: int = 2, gb_min_leaf: int = 50,
-                   blend_weight: float = 0.6, class_weight: Literal["none", "balanced"] = "none",
+def build_pipeline(model: Literal["auto", "lr", "gb", "blend"] = "auto", C: Annotated[float, Gt(0)] = 0.03,
+                   spline_knots: Annotated[int, Ge(2)] = 7, gb_iter: Annotated[int, Ge(1)] = 80,
+                   gb_learning_rate: Annotated[float, Interval(gt=0, le=1)] = 0.1,
+                   gb_depth: Annotated[int, Ge(1)] = 2, gb_min_leaf: Annotated[int, Ge(1)] = 50,
+                   blend_weight: Annotated[float, Interval(ge=0, le=1)] = 0.6,
+                   class_weight: Literal["none", "balanced"] = "none",
                    calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid",
-                   objective: Literal["f1", "profit"] = "f1", offer_cost: float = 50.0, churn_loss: float = 500.0,
-                   offer_success: float = 0.5, inner_folds: int = 5) -> Pipeline:
+                   objective: Literal["f1", "profit"] = "f1", offer_cost: Annotated[float, Ge(0)] = 50.0,
+                   churn_loss: Annotated[float, Ge(0)] = 500.0,
+                   offer_success: Annotated[float, Interval(ge=0, le=1)] = 0.5,
+                   inner_folds: Annotated[int, Ge(2)] = 5) -> Pipeline:
     """An unfitted pipeline from raw customer columns (Telco or Kaggle schema) to churn decisions.
 
-    Args: see ``ChurnClassifier``.
+    Args: see ``ChurnClassifier``; the ranges are in the annotations (``C > 0``, ``spline_knots >= 2``,
+    ``gb_iter >= 1``, ``gb_learning_rate`` in (0, 1], ``gb_depth >= 1``, ``gb_min_leaf >= 1``,
+    ``blend_weight`` and ``offer_success`` in [0, 1], ``offer_cost`` and ``churn_loss >= 0``,
+    ``inner_folds >= 2``).
     """
     return Pipeline([
         ("features", ChurnFeatures()),

@@ -17,9 +17,11 @@ when it sits in a validation fold or the holdout.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from annotated_types import Ge, Gt, Interval, Le
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import VotingRegressor
@@ -184,20 +186,22 @@ def _gbm(n_iter: int, seed: int = 0) -> Pipeline:
     return Pipeline([("design", design), ("model", model)])
 
 
-def build_pipeline(model: Literal["blend", "linear", "svr", "gbm"] = "blend", linear_alpha: float = 3e-4, svr_c: float = 20.0,
-                   gbm_iter: int = 1500, clip_quantile: float = 0.005,
-                   outlier_threshold: float = 3.5) -> TransformedTargetRegressor:
+def build_pipeline(model: Literal["blend", "linear", "svr", "gbm"] = "blend",
+                   linear_alpha: Annotated[float, Gt(0)] = 3e-4, svr_c: Annotated[float, Gt(0)] = 20.0,
+                   gbm_iter: Annotated[int, Ge(1)] = 1500,
+                   clip_quantile: Annotated[float, Interval(ge=0, lt=0.5)] = 0.005,
+                   outlier_threshold: Annotated[float, Gt(0), Le(math.inf)] = 3.5) -> TransformedTargetRegressor:
     """An unfitted pipeline from raw Kaggle columns to SalePrice (learned in log space).
 
     Args:
         model: ``blend`` (equal-weight average of the three below), ``linear`` (Lasso), ``svr`` or ``gbm``.
-        linear_alpha: Lasso regularisation strength.
-        svr_c: SVR regularisation (larger = less smoothing).
-        gbm_iter: boosting iterations.
+        linear_alpha: Lasso regularisation strength (> 0).
+        svr_c: SVR regularisation (> 0; larger = less smoothing).
+        gbm_iter: boosting iterations (>= 1).
         clip_quantile: the linear and SVR inputs are clipped to the training rows' minimum and their
-            ``1 - clip_quantile`` quantile (0 = the training maximum).
+            ``1 - clip_quantile`` quantile (in [0, 0.5); 0 = the training maximum).
         outlier_threshold: training rows further than this many robust standard deviations from a first Lasso
-            fit are left out of training (``inf`` = keep every row).
+            fit are left out of training (> 0; ``inf`` = keep every row).
     """
     if model not in MODELS:
         raise ParameterError(f"model must be one of {', '.join(MODELS)}; got {model!r}.")

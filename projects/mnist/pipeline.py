@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from annotated_types import Ge, Gt, Interval
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.decomposition import PCA
 from sklearn.dummy import DummyClassifier
@@ -29,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from common.errors import ParameterError
 from common.kernels import compile_rbf, resolve_gamma
+from common.params import Seed
 from projects.mnist.cnn import KerasCNN, tensorflow_available
 from projects.mnist.features import N_PIXELS, SIDE, Deskew, PixelScaler, shift
 
@@ -223,18 +225,18 @@ class XGBoostParams:
     """Settings of ``model=xgboost`` (``--param xgboost.<name>=...``).
 
     Attributes:
-        n_estimators: the most boosting rounds (early stopping usually ends sooner).
-        learning_rate: shrinkage per round.
-        max_depth: tree depth.
+        n_estimators: the most boosting rounds (>= 1; early stopping usually ends sooner).
+        learning_rate: shrinkage per round (in (0, 1]).
+        max_depth: tree depth (>= 1).
         device: ``cpu`` or ``cuda`` (an NVIDIA GPU and an XGBoost built with CUDA).
-        threads: CPU threads (0 = all cores; 1 avoids OpenMP's spin-waiting on a busy machine).
+        threads: CPU threads (>= 0; 0 = all cores; 1 avoids OpenMP's spin-waiting on a busy machine).
     """
 
-    n_estimators: int = 1000
-    learning_rate: float = 0.3
-    max_depth: int = 6
+    n_estimators: Annotated[int, Ge(1)] = 1000
+    learning_rate: Annotated[float, Interval(gt=0, le=1)] = 0.3
+    max_depth: Annotated[int, Ge(1)] = 6
     device: Literal["cpu", "cuda"] = "cpu"
-    threads: int = 0
+    threads: Annotated[int, Ge(0)] = 0
 
 
 @dataclass(frozen=True)
@@ -242,13 +244,13 @@ class ClassicalParams:
     """Settings of ``model=classical`` (``--param classical.<name>=...``).
 
     Attributes:
-        n_components: PCA dimensions.
-        C: SVM regularisation.
+        n_components: PCA dimensions (>= 1; at most the pixels and training rows are used).
+        C: SVM regularisation (> 0).
         shifts: shifted copies per support vector (0, 4 or 8).
     """
 
-    n_components: int = 50
-    C: float = 5.0
+    n_components: Annotated[int, Ge(1)] = 50
+    C: Annotated[float, Gt(0)] = 5.0
     shifts: Literal[0, 4, 8] = 4
 
 
@@ -257,15 +259,15 @@ class CNNParams:
     """Settings of ``model=cnn`` (``--param cnn.<name>=...``).
 
     Attributes:
-        epochs: passes over the training images.
-        batch_size: images per step.
+        epochs: passes over the training images (>= 1).
+        batch_size: images per step (>= 1).
     """
 
-    epochs: int = 3
-    batch_size: int = 128
+    epochs: Annotated[int, Ge(1)] = 3
+    batch_size: Annotated[int, Ge(1)] = 128
 
 
-def build_pipeline(model: Literal["xgboost", "classical", "cnn"] = "classical", deskew: bool = True, seed: int = 0,
+def build_pipeline(model: Literal["xgboost", "classical", "cnn"] = "classical", deskew: bool = True, seed: Seed = 0,
                    xgboost: XGBoostParams = XGBoostParams(), classical: ClassicalParams = ClassicalParams(),
                    cnn: CNNParams = CNNParams()) -> Pipeline:
     """An unfitted pipeline from raw (n, 28, 28) or (n, 784) images of 0-255 to digits.
@@ -273,7 +275,7 @@ def build_pipeline(model: Literal["xgboost", "classical", "cnn"] = "classical", 
     Args:
         model: ``xgboost``, ``classical`` or ``cnn``.
         deskew: xgboost and classical: deskew and centre the digits first (else only scale to 0-1).
-        seed: random seed of the xgboost and cnn models.
+        seed: random seed of the xgboost and cnn models (0 to 2**32 - 1).
         xgboost: settings of the xgboost model.
         classical: settings of the classical model.
         cnn: settings of the cnn model.

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import Tags, TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
-from common.errors import InputError
+from common.errors import InputError, ParameterError
 from projects.recommender import protocol
 from projects.recommender.features import CatalogueInput, as_catalogue, build_content_features, release_year
 from projects.recommender.lookup import Match, TitleIndex
@@ -178,7 +178,9 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         if self.mode == "content":
             return {"content": 1.0, "quality": 0.0, "cf": 0.0}
         w = np.array([self.content_weight, self.quality_weight, self.cf_weight if with_cf else 0.0], dtype=float)
-        w = np.clip(w, 0, None)
+        if not np.isfinite(w).all() or (w < 0).any():  # no silent clipping: a negative share is a mistake
+            raise ParameterError("content_weight, quality_weight and cf_weight must be finite and >= 0; got "
+                                 f"{self.content_weight}, {self.quality_weight}, {self.cf_weight}.")
         w = w / w.sum() if w.sum() > 0 else np.array([1.0, 0.0, 0.0])
         return dict(zip(COMPONENTS, map(float, w), strict=True))
 

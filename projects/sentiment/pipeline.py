@@ -8,8 +8,9 @@ not ``selected_text``, can reach the model.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Gt
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -26,28 +27,28 @@ MODELS = ("svc", "calibrated_svc", "logreg")
 
 def build_pipeline(
     model: Literal["svc", "calibrated_svc", "logreg"] = "svc",
-    C: float = 0.1,
+    C: Annotated[float, Gt(0)] = 0.1,
     class_weight: Literal["balanced", "none"] = "balanced",
-    word_ngrams: int = 3,
-    char_ngrams: int = 5,
-    min_df: int = 2,
+    word_ngrams: Annotated[int, Ge(1)] = 3,
+    char_ngrams: Annotated[int, Ge(3)] = 5,
+    min_df: Annotated[int, Ge(1)] = 2,
     negation: bool = True,
     lexicon: bool = True,
-    max_chars: int = 2_000,
+    max_chars: Annotated[int, Ge(1)] = 2_000,
 ) -> Pipeline:
     """An unfitted sentiment pipeline from raw tweets.
 
     Args:
         model: ``svc`` (linear SVM), ``calibrated_svc`` (the same with sigmoid-calibrated
             ``predict_proba``, 3-fold) or ``logreg``.
-        C: inverse regularisation strength.
+        C: inverse regularisation strength (> 0).
         class_weight: ``balanced`` or ``none``.
-        word_ngrams: longest word n-gram.
-        char_ngrams: longest character n-gram (from 3, within word boundaries).
-        min_df: n-grams seen in fewer training tweets are dropped.
+        word_ngrams: longest word n-gram (>= 1).
+        char_ngrams: longest character n-gram (n-grams from 3, within word boundaries; >= 3).
+        min_df: n-grams seen in fewer training tweets are dropped (>= 1).
         negation: mark the scope of negations (``not good`` -> ``not good_neg``).
         lexicon: add VADER lexicon polarity features.
-        max_chars: longer texts are cut (tweets are at most a few hundred characters).
+        max_chars: longer texts are cut (>= 1; tweets are at most a few hundred characters).
     """
     if model not in MODELS:
         raise ParameterError(f"sentiment model must be one of {', '.join(MODELS)}; got '{model}'.")

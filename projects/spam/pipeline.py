@@ -7,8 +7,9 @@ rare. Every step is fitted only on the rows given to ``fit``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Ge, Interval
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
@@ -22,21 +23,22 @@ WORD_PATTERN = r"(?u)\b\w+\b|[£$€!]"
 
 def build_pipeline(
     candidates: tuple[str, ...] = ("svc:0.3", "svc:1", "svc:3", "logreg:10", "logreg:30"),
-    max_ham_blocked: float = 0.001,
-    word_ngrams: int = 2,
-    char_ngrams: int = 5,
-    inner_cv: int = 5,
-    max_chars: int = 20_000,
+    max_ham_blocked: Annotated[float, Interval(ge=0, le=1)] = 0.001,
+    word_ngrams: Annotated[int, Ge(1)] = 2,
+    char_ngrams: Annotated[int, Ge(0)] = 5,
+    inner_cv: Annotated[int, Ge(2)] = 5,
+    max_chars: Annotated[int, Ge(1)] = 20_000,
 ) -> Pipeline:
     """An unfitted spam pipeline from raw text.
 
     Args:
         candidates: linear models the inner CV chooses from (``svc:C`` or ``logreg:C``).
-        max_ham_blocked: the largest share of ham the threshold may block on the training folds.
-        word_ngrams: longest word n-gram.
-        char_ngrams: longest character n-gram (within word boundaries); 0 leaves character n-grams out.
-        inner_cv: folds of the inner CV (model choice, calibration, threshold).
-        max_chars: longer messages are cut to this many characters.
+        max_ham_blocked: the largest share of ham the threshold may block on the training folds (in [0, 1]).
+        word_ngrams: longest word n-gram (>= 1).
+        char_ngrams: longest character n-gram (within word boundaries); character n-grams start at 2, so 0
+            (or 1) leaves them out.
+        inner_cv: folds of the inner CV (model choice, calibration, threshold; >= 2).
+        max_chars: longer messages are cut to this many characters (>= 1).
     """
     parts = [("word", TfidfVectorizer(ngram_range=(1, word_ngrams), token_pattern=WORD_PATTERN, sublinear_tf=True))]
     if char_ngrams >= 2:

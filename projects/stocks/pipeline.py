@@ -13,10 +13,11 @@ next-day returns are close to unpredictable and the model is allowed to say so.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from annotated_types import Ge, Gt
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
@@ -187,18 +188,20 @@ def _hgb(n_iter: int, seed: int = 0) -> Any:
     )
 
 
-def build_pipeline(model: Literal["ridge", "hgb", "seed"] = "ridge", alphas: tuple[float, ...] = (1e1, 1e2, 1e3, 1e4, 1e5, 1e6),
-                   inner_folds: int = 5, hgb_iter: int = 150, cost_bps: float = 5.0) -> Pipeline:
+def build_pipeline(model: Literal["ridge", "hgb", "seed"] = "ridge",
+                   alphas: tuple[Annotated[float, Gt(0)], ...] = (1e1, 1e2, 1e3, 1e4, 1e5, 1e6),
+                   inner_folds: Annotated[int, Ge(2)] = 5, hgb_iter: Annotated[int, Ge(1)] = 150,
+                   cost_bps: Annotated[float, Ge(0)] = 5.0) -> Pipeline:
     """An unfitted pipeline from raw daily bars to each day's next-day Close.
 
     Args:
         model: ``ridge`` (penalty chosen by inner walk-forward), ``hgb`` (regularised boosted trees), or
             ``seed`` (the seed tutorial's leaky same-day regression; evaluated for comparison only).
-        alphas: Ridge penalties to choose from (one value fixes it).
-        inner_folds: inner walk-forward folds that choose the penalty.
-        hgb_iter: boosting iterations of ``hgb``.
-        cost_bps: transaction cost per trade in basis points, for the backtest in ``evaluate.py``. It is an
-            evaluation setting logged with the run's parameters; the estimator does not use it.
+        alphas: Ridge penalties to choose from (each > 0; one value fixes it).
+        inner_folds: inner walk-forward folds that choose the penalty (>= 2).
+        hgb_iter: boosting iterations of ``hgb`` (>= 1).
+        cost_bps: transaction cost per trade in basis points (>= 0), for the backtest in ``evaluate.py``. It is
+            an evaluation setting logged with the run's parameters; the estimator does not use it.
     """
     if model == "seed":
         return Pipeline([("features", SameDayBars()), ("model", LinearRegression())])
