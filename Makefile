@@ -16,8 +16,8 @@ PROJECT ?= house_prices
 PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help venv all test test-fast lint format clean ui serve report bench load-time \
-        house-prices spam sentiment stocks recommender churn mnist
+.PHONY: help venv all test test-fast lint format clean ui ui-check serve report bench load-time \
+        house-prices spam sentiment stocks recommender churn mnist server server-stop server-status bench-store
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -85,11 +85,30 @@ bench: venv ## benchmark a project: make bench PROJECT=house_prices
 load-time: venv ## time a new process loading each champion and predicting one row (median of 3)
 	$(MLP) load-time $(ARGS)
 
-ui: venv ## open the MLflow UI on the same store (http://127.0.0.1:5000)
-	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
+ui: venv ## open the MLflow UI on the same store (http://127.0.0.1:5000); with a server URI, print its address
+	@if [[ "$(MLFLOW_TRACKING_URI)" == http* ]]; then \
+	  echo "The team server has its own UI: open $(MLFLOW_TRACKING_URI) in a browser."; \
+	else \
+	  $(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000; \
+	fi
+
+ui-check: venv ## render the MLflow UI in headless Chromium, check runs show datasets and descriptions; PNGs in reports/ui
+	$(BIN)/python scripts/check_ui.py --screenshots reports/ui $(ARGS)
 
 serve: venv ## serve a project's champion over REST: make serve PROJECT=spam [PORT=5001]
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow models serve -m "models:/$(PROJECT)@champion" --env-manager local --host 127.0.0.1 --port $(PORT)
+
+server: venv ## start the team stack (MLflow server on PostgreSQL) and print the URI to export
+	$(MLP) server start $(ARGS)
+
+server-stop: venv ## stop the team stack's MLflow server and PostgreSQL (the data stays)
+	$(MLP) server stop $(ARGS)
+
+server-status: venv ## say whether the team stack runs and print its tracking URI
+	$(MLP) server status $(ARGS)
+
+bench-store: venv ## compare tracking-store throughput: embedded sqlite vs the team server
+	$(MLP) bench-store $(ARGS)
 
 clean: ## remove caches and build files (keeps .venv, mlflow.db and data/raw)
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

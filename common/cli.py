@@ -201,6 +201,59 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_server(args: argparse.Namespace) -> int:
+    """``mlprojects server start|stop|status``: the team stack (PostgreSQL + MLflow server)."""
+    from common import server
+
+    state = Path(args.state_dir).resolve() if args.state_dir else None
+    if args.action == "start":
+        import time
+
+        began = time.perf_counter()
+        stack = server.start(state, port=args.port, pg_port=args.pg_port, artifacts=args.artifacts_destination,
+                             s3_endpoint=args.s3_endpoint_url, workers=args.workers, timeout=args.timeout)
+        log.info("stack ready in %.1fs", time.perf_counter() - began)
+    elif args.action == "stop":
+        stack = server.stop(state)
+    else:
+        stack = server.status(state)
+    for note in stack.notes:
+        console.print(note, highlight=False)
+    mark = {True: "[green]running[/]", False: "[red]stopped[/]"}
+    console.print(f"PostgreSQL    {mark[stack.pg_alive]}" + (f" pid {stack.pg_pid}, port {stack.pg_port}"
+                                                             if stack.pg_alive else ""))
+    console.print(f"MLflow server {mark[stack.mlflow_alive]}" + (f" pid {stack.mlflow_pid}, {stack.uri}"
+                                                                if stack.mlflow_alive else ""))
+    console.print(f"state folder  {stack.state_dir}", highlight=False)
+    if stack.mlflow_alive:
+        console.print(f"artifacts     {stack.artifacts}", highlight=False)
+        sys.stdout.write(f"export MLFLOW_TRACKING_URI={stack.uri}\n")
+    return 0 if args.action != "start" or stack.running else 1
+
+
+def cmd_bench_store(args: argparse.Namespace) -> int:
+    """``mlprojects bench-store``: sqlite vs the team server under K concurrent clients."""
+    from common import bench_store
+
+    report = bench_store.run(args.clients, runs=args.runs, uri=args.uri, sqlite=not args.server_only,
+                             server_stack=not args.sqlite_only)
+    bench_store.print_report(report)
+    bench_store.write_json(report, Path(args.json))
+    console.print(f"Wrote {args.json}")
+    return 0
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for row counts: a whole number >= 1 (argparse turns the error into a usage message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -218,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("project", help="project name (see `mlprojects list`)")
         p.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
                        help="override a build_pipeline/load parameter (repeatable)")
-        p.add_argument("--sample", type=int, default=None, metavar="N", help="use only N rows (quick runs)")
+        p.add_argument("--sample", type=positive_int, default=None, metavar="N", help="use only N rows (quick runs)")
         p.add_argument("--data-dir", default=None, help="folder in mirror layout to read data from")
 
     p = sub.add_parser("train", help="evaluate, fit, log and register a project's pipeline")
@@ -233,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-all", help="train every project's variants and print a summary (make all)")
-    p.add_argument("--sample", type=int, default=None, metavar="N", help="use only N rows per project")
+    p.add_argument("--sample", type=positive_int, default=None, metavar="N", help="use only N rows per project")
     p.add_argument("--data-dir", default=None, help="folder in mirror layout to read data from")
     p.set_defaults(func=cmd_train_all)
 
@@ -262,7 +315,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="timed runs per project after one warm-up (median shown)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.set_defaults(func=cmd_load_time)
+
+    p = sub.add_parser("server", help="the team stack: MLflow server on PostgreSQL (start|stop|status)")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--state-dir", default=None,
+                   help="state folder (default $MLPROJECTS_SERVER_DIR or .mlprojects-server/ in the checkout)")
+    p.add_argument("--port", type=int, default=None, help="MLflow server port (default: last one if free)")
+    p.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (default: last one if free)")
+    p.add_argument("--artifacts-destination", default=None,
+                   help="where the server stores artifacts: a folder or s3://bucket/prefix "
+                        "(default $MLPROJECTS_SERVER_ARTIFACTS, else <state>/artifacts)")
+    p.add_argument("--s3-endpoint-url", default=None,
+                   help="S3-compatible endpoint for the server (default $MLFLOW_S3_ENDPOINT_URL)")
+    p.add_argument("--workers", type=int, default=1, help="server worker processes")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server's /health")
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("bench-store", help="tracking-store throughput: embedded sqlite vs the team server")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4, 8], metavar="K",
+                   help="concurrent client processes to try (default 1 2 4 8)")
+    p.add_argument("--runs", type=int, default=10, help="runs each client logs")
+    p.add_argument("--uri", default=None, help="an already running server (default: start a temporary stack)")
+    p.add_argument("--sqlite-only", action="store_true", help="measure only the embedded sqlite store")
+    p.add_argument("--server-only", action="store_true", help="measure only the server")
+    p.add_argument("--json", default="bench/store.json", help="write the figures here")
+    p.set_defaults(func=cmd_bench_store)
     return parser
+
+
+# Commands that register model versions. Only these pay for importing MLflow up front (about 1.5 s), so
+# that ``predict``'s MLflow-free fast path and ``list`` stay quick.
+_REGISTERING_COMMANDS = ("train", "train-all")
+
+
+def _quiet_mlflow_registry() -> None:
+    """Route MLflow's registry prints ("Registered model 'x' already exists. Creating a new version...",
+    "Created version 'n' of model 'x'") to DEBUG records of their module's logger.
+
+    MLflow 3 writes them with ``eprint`` (a plain print to stderr), which no logger level reaches; our own
+    summary already says which version was registered. ``-v`` does not bring them back: setup_logging keeps
+    the ``mlflow`` loggers at ERROR.
+    """
+    try:
+        from mlflow.tracking._model_registry import fluent
+    except ImportError:  # a different MLflow layout: keep its messages rather than fail
+        return
+    if hasattr(fluent, "eprint"):
+        registry_log = logging.getLogger(fluent.__name__)
+        fluent.eprint = lambda *parts, **_: registry_log.debug(" ".join(str(p) for p in parts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -270,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    if getattr(args, "command", None) in _REGISTERING_COMMANDS:
+        _quiet_mlflow_registry()
     try:
         return int(args.func(args) or 0)
     except MLProjectsError as exc:

@@ -35,3 +35,7 @@ class InputError(MLProjectsError):
 
 class ModelNotFoundError(MLProjectsError):
     """No registered model (or no champion) exists for a project yet."""
+
+
+class ServerError(MLProjectsError):
+    """The team stack (PostgreSQL + MLflow server) could not be started, stopped or found."""

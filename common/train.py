@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common import splits, tracking
+from common import describe, splits, tracking
 from common.console import step
 from common.datasets import Dataset
+from common.errors import ParameterError
 from common.protocol import Context, evaluate_supervised
 from common.registry import Project, get
 
@@ -110,6 +111,8 @@ def run(
     """
     import mlflow
 
+    if sample is not None and sample < 1:  # checked before anything is loaded or logged
+        raise ParameterError(f"sample must be a whole number >= 1 (rows to use); got {sample}.")
     project = get(name)
     spec = project.spec
     params, data_params = project.resolve_params(overrides)
@@ -117,17 +120,17 @@ def run(
         ds = load_dataset(project, data_params, sample=sample, data_dir=data_dir)
     else:
         ds = splits.subsample(dataset, sample, spec.split) if sample else dataset
-    tracking.experiment(spec)
+    exp_id = tracking.experiment(spec)
     variant = "-".join(f"{v}" for k, v in sorted((overrides or {}).items())) or "default"
     with tempfile.TemporaryDirectory(prefix=f"mlprojects-{spec.name}-") as tmp, mlflow.start_run(
-        run_name=run_name or f"{spec.name}-{variant}" + ("" if log_model else "-eval")
+        experiment_id=exp_id, run_name=run_name or f"{spec.name}-{variant}" + ("" if log_model else "-eval")
     ) as active:
         ctx = Context(project, params, data_params, ds, Path(tmp), fit_final=log_model)
         mlflow.set_tags({"project": spec.name, "task": spec.task, "git_commit": tracking.git_commit(),
                          "mode": "train" if log_model else "evaluate", "protocol": spec.split.fingerprint(),
                          "primary_metric": spec.primary_metric})
         mlflow.log_params({**params, **data_params, "sample": sample or "all"})
-        tracking.log_dataset(ds)
+        tracking.log_dataset(ds, spec)
         outcome = project.evaluate(ctx) if project.evaluate else evaluate_supervised(ctx).outcome()
         metrics = dict(outcome.metrics)
         if project.report is not None and outcome.model is not None:
@@ -156,6 +159,7 @@ def run(
                 sampled=bool(sample), force=force_promote,
             )
             mlflow.set_tag("champion", str(result.promotion.promoted).lower())
+        describe.describe(spec, ds, active.info.run_id, metrics, result.params, result.version, result.promotion)
         result.metrics = metrics
     return result
 
