@@ -38,6 +38,9 @@ def run(name: str, overrides: Mapping[str, Any] | None = None, sample: int | Non
     project = get(name)
     spec = project.spec
     params, data_params = project.resolve_params(overrides)
+    # The figures are logged to an existing store, never a new one: check it before measuring, not after
+    # (only the file, so that opening the store does not count in the memory figures).
+    tracking._check_sqlite_store(tracking.tracking_uri(), create=False)
     ds = load_dataset(project, data_params, sample=sample, data_dir=data_dir)
     rss_before = _peak_rss_mb()
     report: dict[str, Any] = {"project": spec.name, "rows": ds.rows, "params": params,

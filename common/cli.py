@@ -243,6 +243,31 @@ def cmd_bench_store(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``mlprojects doctor [--repair]``: debris of killed trainings (dead runs, unscored versions)."""
+    from rich.table import Table
+
+    from common import store, tracking
+
+    report = store.check(tracking.configure(), stale_hours=args.stale_hours)
+    if not report.findings:
+        console.print(f"The store is clean: no dead runs and no unscored versions in {report.uri}.", highlight=False)
+        return 0
+    table = Table(title=f"mlprojects doctor: {report.uri} (this host: {report.host})")
+    for col in ("finding", "where", "detail", "repair does"):
+        table.add_column(col)
+    for f in report.findings:
+        table.add_row(f.kind, f.subject, f.detail, f.action or "-", style="bold red" if f.debris else None)
+    console.print(table)
+    if not args.repair:
+        if report.debris:
+            console.print(f"{len(report.debris)} finding(s) to repair: run `mlprojects doctor --repair`.")
+        return 1 if report.debris else 0
+    for line in store.repair(report, include_stale=args.include_stale) or ["nothing to repair"]:
+        console.print(line, highlight=False)
+    return 0
+
+
 def positive_int(text: str) -> int:
     """An argparse type for row counts: a whole number >= 1 (argparse turns the error into a usage message)."""
     try:
@@ -340,6 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-only", action="store_true", help="measure only the server")
     p.add_argument("--json", default="bench/store.json", help="write the figures here")
     p.set_defaults(func=cmd_bench_store)
+
+    p = sub.add_parser("doctor", help="find (and with --repair fix) runs and versions left by killed trainings")
+    p.add_argument("--repair", action="store_true",
+                   help="mark dead runs KILLED, complete or archive unscored versions")
+    p.add_argument("--include-stale", "--include-remote", dest="include_stale", action="store_true",
+                   help="with --repair, also end RUNNING runs of other hosts (or untagged) older than --stale-hours")
+    p.add_argument("--stale-hours", type=float, default=24.0,
+                   help="age after which another host's RUNNING run is reported as possibly stale (default 24)")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

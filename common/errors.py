@@ -39,3 +39,16 @@ class ModelNotFoundError(MLProjectsError):
 
 class ServerError(MLProjectsError):
     """The team stack (PostgreSQL + MLflow server) could not be started, stopped or found."""
+
+
+class ModelLoadError(MLProjectsError):
+    """A model version is registered but cannot be loaded: its artifact folder is missing, its MLmodel file or
+    serialized model is damaged, or loading serialized models is disabled."""
+
+
+class ModelIntegrityError(ModelLoadError):
+    """A model file's sha256 differs from the digest recorded when it was logged (tag ``model_sha256``)."""
+
+
+class StoreError(MLProjectsError):
+    """The tracking store is missing, is not an MLflow store, or stays locked by another process."""

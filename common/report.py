@@ -203,8 +203,8 @@ baselines and the seed tutorial's score.</p>
 def write(out_dir: Path | None = None) -> tuple[Path, Path, list[Row]]:
     """Write ``reports/leaderboard.md`` and ``reports/index.html``; returns their paths and the rows."""
     out = out_dir or repo_root() / "reports"
+    rows = collect()  # first: a missing store must not leave an empty report folder behind
     out.mkdir(parents=True, exist_ok=True)
-    rows = collect()
     md, page_path = out / "leaderboard.md", out / "index.html"
     md.write_text(markdown(rows))
     page_path.write_text(page(rows))

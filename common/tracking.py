@@ -36,21 +36,170 @@ def _is_local(uri: str) -> bool:
     return uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
 
 
-def configure() -> str:
+def configure(create: bool = False) -> str:
     """Point MLflow at the store (called at the start of each command, never at import).
+
+    For an embedded sqlite store the file is checked first (``_check_sqlite_store``): only a writing
+    command (``create=True``: train, train-all, evaluate, through ``experiment``) may create a missing
+    store, because a mistyped path would otherwise silently start a new, empty store. A file that is not an
+    MLflow store, or one a writer keeps locked, raises ``StoreError`` rather than SQLAlchemy's own errors.
 
     The first time a process opens an embedded sqlite store, it creates (or migrates) the schema under a
     file lock: two processes initialising a brand-new store at once would otherwise race in MLflow's
-    migrations.
+    migrations. A writing command then marks its host's dead training runs KILLED (``_sweep_once``).
     """
     import mlflow
 
     uri = tracking_uri()
+    if uri.startswith("sqlite:") and uri not in _INITIALISED:
+        _check_sqlite_store(uri, create)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if uri.startswith("sqlite:") and uri not in _INITIALISED:
-        _init_sqlite_store(uri)
+        try:
+            _init_sqlite_store(uri)
+        except Exception as exc:  # a lock outlasting the retries, or a file SQLAlchemy cannot open
+            error = _store_error(uri, exc)
+            if error is exc:
+                raise
+            raise error from exc
+    if create:
+        _sweep_once(uri)
     return uri
+
+
+_PROBE_TIMEOUT = 5.0  # seconds sqlite waits on a writer's lock per probe attempt (then ``_retry`` backs off)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
+_SWEPT: set[str] = set()
+
+
+def _store_hint(uri: str) -> str:
+    """Where the URI came from, for error messages."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"MLFLOW_TRACKING_URI={uri}"
+    return f"the default store {uri} (MLFLOW_TRACKING_URI is not set)"
+
+
+def _check_sqlite_store(uri: str, create: bool) -> None:
+    """Refuse a missing, foreign or locked sqlite store with a ``StoreError`` that says what to do.
+
+    Nothing is created here: the read-only probe opens the file with ``mode=ro`` (a plain
+    ``sqlite3.connect`` would create it), and a missing store is created later by MLflow only when
+    ``create`` is true and its folder exists (a missing folder is more likely a typo than a wish).
+    """
+    from common.errors import StoreError
+
+    raw = uri.removeprefix("sqlite:///")
+    if raw == uri or raw.split("?", 1)[0] in ("", ":memory:"):
+        return  # in-memory or unusual forms: MLflow decides
+    path = _sqlite_file(uri)
+    if not path.exists():
+        if not create:
+            raise StoreError(
+                f"No MLflow store at {path}: the file does not exist, and nothing was created. "
+                f"This command only reads the store named by {_store_hint(uri)}. If this is a new checkout, "
+                "train a project first (`make house-prices` or `mlprojects train house_prices`) to create it; "
+                "otherwise fix MLFLOW_TRACKING_URI (a typo in the path?)."
+            )
+        if not path.parent.is_dir():
+            raise StoreError(
+                f"Cannot create the MLflow store {path}: the folder {path.parent} does not exist (a typo in "
+                f"{_store_hint(uri)}?). Nothing was created. Fix MLFLOW_TRACKING_URI, or create the folder "
+                f"first (`mkdir -p {path.parent}`) if a new store there is what you want."
+            )
+        return
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not an MLflow store ({_store_hint(uri)}). "
+                         "Point MLFLOW_TRACKING_URI at the store's .db file.")
+    tables = _probe_sqlite(uri, path)
+    if not _MLFLOW_TABLES <= tables and not (create and not tables):
+        # Another process may be creating the schema right now, under the lock ``_init_sqlite_store``
+        # holds: read again once it is done before calling the file foreign.
+        try:
+            with _file_lock(path.with_name(path.name + ".lock")):
+                tables = _probe_sqlite(uri, path)
+        except OSError:  # a read-only folder: no lock file, and the first reading stands
+            pass
+    if not tables and create:
+        return  # an empty SQLite file (or database): MLflow creates its tables in it
+    if not _MLFLOW_TABLES <= tables:
+        what = "an empty file" if not tables and path.stat().st_size == 0 else (
+            "a SQLite database without MLflow's tables" if tables else "an empty SQLite database")
+        raise StoreError(f"{path} is not an MLflow store: it is {what} ({_store_hint(uri)}). "
+                         "Point MLFLOW_TRACKING_URI at an MLflow store's .db file, or at a new path to start one "
+                         "by training a project.")
+
+
+def _probe_sqlite(uri: str, path: Path) -> set[str]:
+    """The table names in ``path``, read-only; ``StoreError`` when it is not SQLite or stays locked."""
+    import sqlite3
+    from contextlib import closing
+
+    from common.errors import StoreError
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"Cannot read the MLflow store {path}: {exc.strerror} ({_store_hint(uri)}).") from exc
+    if head and head != _SQLITE_MAGIC:
+        raise StoreError(f"{path} is not an MLflow store: it is not a SQLite database ({_store_hint(uri)}). "
+                         "Point MLFLOW_TRACKING_URI at the store's .db file.")
+
+    def read() -> set[str]:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                     timeout=_PROBE_TIMEOUT)) as con:
+            return {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    try:
+        return _retry(read)
+    except sqlite3.Error as exc:  # reading the table list failed: the file is not usable as a store
+        error = _store_error(uri, exc)
+        if error is exc:
+            error = StoreError(f"Cannot read the MLflow store {path}: {str(exc).splitlines()[0][:120]} "
+                               f"({_store_hint(uri)}).")
+        raise error from exc
+
+
+def _store_error(uri: str, exc: BaseException) -> Exception:
+    """``StoreError`` for a locked or unreadable sqlite store; any other error is returned unchanged."""
+    from common.errors import StoreError
+
+    path = _sqlite_file(uri)
+    text = str(exc)
+    if _is_locked_error(exc):
+        return StoreError(
+            f"The MLflow store {path} stayed locked by another process through {_RETRIES} attempts "
+            f"({_store_hint(uri)}). Another command is writing to it: try again when it has finished. If none "
+            f"is running, a stuck process may hold the file open (`fuser {path}` names it)."
+        )
+    if any(s in text for s in ("file is not a database", "file is encrypted", "malformed")):
+        return StoreError(f"{path} is not an MLflow store: SQLite cannot read it ({text.splitlines()[0][:120]}; "
+                          f"{_store_hint(uri)}).")
+    return exc if isinstance(exc, Exception) else RuntimeError(text)
+
+
+def _sweep_once(uri: str) -> None:
+    """Mark this host's dead training runs KILLED, once per store and process; never fatal.
+
+    Runs when a writing command opens the store (``configure(create=True)``), so debris from a ``kill -9``
+    does not accumulate; ``mlprojects doctor`` does the full check.
+    """
+    if uri in _SWEPT:
+        return
+    _SWEPT.add(uri)
+    try:
+        from common import store
+
+        killed = store.sweep(uri)
+    except Exception as exc:  # housekeeping must never stop a training
+        log.warning("could not check for dead training runs (%s: %s); `mlprojects doctor` can",
+                    type(exc).__name__, str(exc).splitlines()[0][:120] if str(exc) else "")
+        return
+    if killed:
+        log.info("marked %d run(s) KILLED whose training process on this host is gone: %s",
+                 len(killed), ", ".join(killed))
 
 
 # ------------------------------------------------------------------------------------ concurrency helpers
@@ -117,8 +266,10 @@ def _retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def experiment(spec: ProjectSpec) -> str:
+def experiment(spec: ProjectSpec, create: bool = False) -> str:
     """The project's experiment id, created on first use (one experiment per project).
+
+    ``create=True`` (the training path) may also create a missing sqlite store; see ``configure``.
 
     Create-or-get, race-free: try to create it and, when another process created it first (MLflow's
     ``RESOURCE_ALREADY_EXISTS`` or the database's unique constraint), read it by name. Callers log by the
@@ -126,7 +277,7 @@ def experiment(spec: ProjectSpec) -> str:
     """
     import mlflow
 
-    uri = configure()
+    uri = configure(create=create)
     client = mlflow.MlflowClient()
     exp = _retry(client.get_experiment_by_name, spec.name)
     if exp is None:
@@ -308,21 +459,14 @@ class ModelRecord:
     model_id: str | None = None  # MLflow 3's LoggedModel id: metrics linked to it show on the model page
 
 
-class _KnownFormatWarning(logging.Filter):
-    """Drops MLflow's per-run cloudpickle caution: the format is a documented choice (``choose_serialization``)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Saving scikit-learn models in the pickle or cloudpickle")
-
-
-_FORMAT_FILTER = _KnownFormatWarning()
-
-
 def log_model(model: Any, spec: ProjectSpec, input_example: Any, output_example: Any) -> ModelRecord:
-    """Log the whole fitted pipeline as ``model`` with signature and input example, and register it."""
-    import mlflow
+    """Log the whole fitted pipeline as ``model`` with signature and input example, and register it.
 
-    logging.getLogger("mlflow.sklearn").addFilter(_FORMAT_FILTER)  # a set: adding it again is a no-op
+    MLflow's own caution about pickle formats is left visible on purpose. The sha256 of the serialized model
+    file is recorded as the ``model_sha256`` tag of the version and of the run (``_record_digest``) before
+    the version can be promoted; loading checks it before unpickling.
+    """
+    import mlflow
 
     fmt, trusted = choose_serialization(model)
     signature = signature_for(input_example, output_example)
@@ -337,8 +481,38 @@ def log_model(model: Any, spec: ProjectSpec, input_example: Any, output_example:
         pip_requirements=requirements(),
     )
     version = getattr(info, "registered_model_version", None)
-    return ModelRecord(model_uri=info.model_uri, version=None if version is None else str(version), serialization=fmt,
+    version = None if version is None else str(version)
+    _record_digest(spec.name, version, info.run_id, info.model_uri)
+    return ModelRecord(model_uri=info.model_uri, version=version, serialization=fmt,
                        model_id=getattr(info, "model_id", None))
+
+
+def _record_digest(project: str, version: str | None, run_id: str | None, logged_uri: str) -> str:
+    """Hash the model file as the store now holds it and tag the version (and the run) with it.
+
+    The folder is read back through ``mlflow.artifacts.download_artifacts`` (the public API; a local store
+    copies it into a temporary folder), so the same code serves a local store and a server with proxied
+    artifacts: the digest is of the bytes a later load will read, not of a second serialization here.
+    """
+    import tempfile
+
+    import mlflow
+
+    from common import fastload
+
+    source = f"models:/{project}/{version}" if version is not None else logged_uri
+    with tempfile.TemporaryDirectory(prefix="mlprojects-digest-") as tmp:
+        local = Path(_retry(mlflow.artifacts.download_artifacts, artifact_uri=source, dst_path=tmp))
+        target = fastload.LoadTarget(f"the new version of {project}", source, tracking_uri(), "")
+        conf = fastload.read_flavor(local, target)
+        digest = fastload.file_sha256(local / conf["pickled_model"])
+    client = mlflow.MlflowClient()
+    if version is not None:
+        _retry(client.set_model_version_tag, project, version, fastload.DIGEST_TAG, digest)
+    if run_id:
+        _retry(client.set_tag, run_id, fastload.DIGEST_TAG, digest)
+    log.debug("recorded %s=%s for %s v%s", fastload.DIGEST_TAG, digest, project, version)
+    return digest
 
 
 # ---------------------------------------------------------------------------------------------- champion
@@ -538,24 +712,77 @@ def load_model(project: str, alias: str | None = None, version: str | int | None
                run_id: str | None = None, make_target: str | None = None) -> Any:
     """Load a registered pipeline (the champion by default) as the fitted Python object.
 
+    The model file is checked against the sha256 recorded when it was logged (tag ``model_sha256``) before
+    it is unpickled; versions logged before digests were recorded load with a warning.
+
     Raises:
-        ModelNotFoundError: saying which ``make`` target trains one.
+        ModelNotFoundError: no such version, alias or run (saying which ``make`` target trains one).
+        ModelIntegrityError: the model file differs from the one that was logged.
+        ModelLoadError: the version exists but its artifacts are missing or damaged, or loading is disabled.
     """
+    remedy = _remedy(project, make_target)
     if run_id is None:
         from common import fastload
 
-        path = fastload.model_dir(tracking_uri(), project, alias or CHAMPION, version)
-        model = fastload.load_sklearn(path) if path is not None else None
-        if model is not None:
-            log.debug("loaded %s from %s without MLflow", project, path)
-            return model
+        found = fastload.locate(tracking_uri(), project, alias or CHAMPION, version)
+        if found is not None:
+            target = fastload.LoadTarget(_version_label(project, alias, version, found.version), str(found.path),
+                                         tracking_uri(), remedy)
+            model = fastload.load_sklearn(found.path, found.sha256, target)
+            if model is not None:
+                log.debug("loaded %s from %s without MLflow", project, found.path)
+                return model
+    return _load_with_mlflow(project, alias, version, run_id, make_target, remedy)
+
+
+def _remedy(project: str, make_target: str | None) -> str:
+    target = make_target or project.replace("_", "-")
+    return (f"Retrain it (`make {target}` or `mlprojects train {project}`), or re-register the model from a "
+            "store you trust.")
+
+
+def _version_label(project: str, alias: str | None, version: str | int | None, number: str | None,
+                   run_id: str | None = None) -> str:
+    """How messages name what is loaded: "champion v3 of house_prices", "v2 of spam", "the model of run …"."""
+    if run_id:
+        return f"the model of run {run_id} ({project})"
+    if version is not None:
+        return f"v{number} of {project}"
+    return f"{alias or CHAMPION} v{number} of {project}"
+
+
+def _load_with_mlflow(project: str, alias: str | None, version: str | int | None, run_id: str | None,
+                      make_target: str | None, remedy: str) -> Any:
+    """The MLflow path (any store): resolve the version, download its folder, verify the file, then load it.
+
+    The alias is resolved once and the resolved version is downloaded, so the digest and the bytes belong
+    to the same version even if the alias moves meanwhile; ``mlflow.sklearn.load_model`` then loads that
+    local folder, so the bytes verified are the bytes loaded.
+    """
+    import tempfile
 
     import mlflow
+
+    from common import fastload
+    from common.errors import ModelLoadError
 
     uri = model_uri(project, alias, version, run_id)
     try:
         configure()  # opening the store can fail too (an out-of-date schema): the same clear error
-        return mlflow.sklearn.load_model(uri)
+        client = mlflow.MlflowClient()
+        if run_id:
+            expected = _retry(client.get_run, run_id).data.tags.get(fastload.DIGEST_TAG)
+            number, source, location = None, uri, uri
+        else:
+            if version is not None:
+                # First the call mlflow.sklearn.load_model makes for a version URI, so errors read the same.
+                _retry(client.get_model_version_download_uri, project, str(version))
+                mv = _retry(client.get_model_version, project, str(version))
+            else:
+                mv = _retry(client.get_model_version_by_alias, project, alias or CHAMPION)
+            number, expected = str(mv.version), (mv.tags or {}).get(fastload.DIGEST_TAG)
+            source = f"models:/{project}/{number}"
+            location = _retry(client.get_model_version_download_uri, project, number)
     except mlflow.exceptions.MlflowException as exc:
         target = make_target or project.replace("_", "-")
         what = "no champion" if not (version or run_id or alias) else f"no model at {uri}"
@@ -563,3 +790,42 @@ def load_model(project: str, alias: str | None = None, version: str | int | None
             f"There is {what} for project '{project}' in {tracking_uri()} ({exc.message.splitlines()[0]}). "
             f"Train one with `make {target}` (or `mlprojects train {project}`)."
         ) from exc
+    label = _version_label(project, alias, version, number, run_id)
+    folder = fastload.local_dir(location)
+    where = str(folder) if folder is not None else location  # for messages: a path where the store is local
+    if not fastload.pickle_allowed():
+        raise ModelLoadError(
+            f"{label} was not loaded: MLFLOW_ALLOW_PICKLE_DESERIALIZATION is set to "
+            f"{os.environ.get('MLFLOW_ALLOW_PICKLE_DESERIALIZATION')!r}, which disables loading pickled and "
+            "skops models (loading them runs code). Set it to 'true' only for stores you trust."
+        )
+    with tempfile.TemporaryDirectory(prefix="mlprojects-load-") as tmp:
+        try:
+            local = Path(_retry(mlflow.artifacts.download_artifacts, artifact_uri=source, dst_path=tmp))
+        except Exception as exc:  # MLflow, HTTP and OS errors all mean "the folder cannot be read"
+            state = "is missing" if _missing_locally(where) else "could not be downloaded"
+            raise ModelLoadError(
+                f"{label} is registered in {tracking_uri()} but its artifact folder {where} {state} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). {remedy}"
+            ) from exc
+        # MLflow "downloads" a missing folder as an empty one rather than failing: say which it is.
+        if not (local / "MLmodel").exists() and (_missing_locally(where) or not any(local.iterdir())):
+            state = "is missing" if _missing_locally(where) else "is empty or missing"
+            raise ModelLoadError(f"{label} is registered in {tracking_uri()} but its artifact folder {where} "
+                                 f"{state}. {remedy}")
+        target = fastload.LoadTarget(label, where, tracking_uri(), remedy)
+        conf = fastload.read_flavor(local, target)
+        fastload.verify_file(local / conf["pickled_model"], expected, target)
+        fastload.announce(local / conf["pickled_model"], conf.get("serialization_format", "pickle"), target)
+        try:
+            return mlflow.sklearn.load_model(str(local))
+        except Exception as exc:  # a damaged pickle raises almost anything; MLflow wraps some of it
+            raise ModelLoadError(
+                f"{label} is registered but its model file {where}/{conf['pickled_model']} could not be loaded "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}): it is "
+                f"damaged or was written with incompatible library versions. {remedy}"
+            ) from exc
+
+
+def _missing_locally(where: str) -> bool:
+    return where.startswith("/") and not Path(where).exists()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common import describe, splits, tracking
+from common import describe, splits, store, tracking
 from common.console import step
 from common.datasets import Dataset
 from common.errors import ParameterError
@@ -120,7 +120,7 @@ def run(
         ds = load_dataset(project, data_params, sample=sample, data_dir=data_dir)
     else:
         ds = splits.subsample(dataset, sample, spec.split) if sample else dataset
-    exp_id = tracking.experiment(spec)
+    exp_id = tracking.experiment(spec, create=True)  # the one command that may create a new store
     variant = "-".join(f"{v}" for k, v in sorted((overrides or {}).items())) or "default"
     with tempfile.TemporaryDirectory(prefix=f"mlprojects-{spec.name}-") as tmp, mlflow.start_run(
         experiment_id=exp_id, run_name=run_name or f"{spec.name}-{variant}" + ("" if log_model else "-eval")
@@ -129,6 +129,7 @@ def run(
         mlflow.set_tags({"project": spec.name, "task": spec.task, "git_commit": tracking.git_commit(),
                          "mode": "train" if log_model else "evaluate", "protocol": spec.split.fingerprint(),
                          "primary_metric": spec.primary_metric})
+        mlflow.set_tags(store.owner_tags())  # pid and host: `mlprojects doctor` finds runs whose process died
         mlflow.log_params({**params, **data_params, "sample": sample or "all"})
         tracking.log_dataset(ds, spec)
         outcome = project.evaluate(ctx) if project.evaluate else evaluate_supervised(ctx).outcome()

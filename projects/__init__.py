@@ -15,6 +15,8 @@ def load_pipeline(project: str, alias: str | None = None, version: str | int | N
 
     Raises:
         common.errors.ModelNotFoundError: when nothing is registered yet (the message names the make target).
+        common.errors.ModelIntegrityError: the model file differs from the one logged (its ``model_sha256`` tag).
+        common.errors.ModelLoadError: the version is registered but its artifacts are missing or damaged.
     """
     from common import registry, tracking
 

@@ -150,7 +150,7 @@ def test_champion_target_rule() -> None:
 def _registered(n: int, tmp_path: Path) -> None:
     import mlflow
 
-    tracking.configure()
+    tracking.configure(create=True)
     client = mlflow.MlflowClient()
     client.create_registered_model("house_prices")
     for _ in range(n):
@@ -228,7 +228,7 @@ def test_locked_database_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_first_open_of_a_new_store_is_serialised(tmp_path: Path) -> None:
     """Several processes opening a brand-new sqlite store at once all succeed (schema under a file lock)."""
     uri = f"sqlite:///{tmp_path / 'new.db'}"
-    code = "from common import tracking; tracking.configure(); print('ok')"
+    code = "from common import tracking; tracking.configure(create=True); print('ok')"
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=_env(uri), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(3)]
     for proc in procs:

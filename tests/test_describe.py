@@ -53,7 +53,7 @@ def test_test_part_is_logged_with_test_context(tmp_path) -> None:
                  files=[FileInfo(str(tmp_path / "train.csv"), "a" * 64, "mirror"),
                         FileInfo(str(tmp_path / "test.csv"), "b" * 64, "mirror")])
     spec = registry.get("sentiment").spec
-    with mlflow.start_run(experiment_id=tracking.experiment(spec)) as run:
+    with mlflow.start_run(experiment_id=tracking.experiment(spec, create=True)) as run:
         tracking.log_dataset(ds, spec)
     inputs = _client().get_run(run.info.run_id).inputs.dataset_inputs
     got = {i.dataset.name: ({t.key: t.value for t in i.tags}["mlflow.data.context"], i.dataset) for i in inputs}
@@ -88,7 +88,7 @@ def test_a_failed_dataset_log_is_a_warning(monkeypatch: pytest.MonkeyPatch, capl
         raise RuntimeError("store says no")
 
     monkeypatch.setattr(describe, "log_dataset_inputs", broken)
-    exp_id = tracking.experiment(registry.get("house_prices").spec)
+    exp_id = tracking.experiment(registry.get("house_prices").spec, create=True)
     with caplog.at_level(logging.WARNING, logger="common.tracking"), mlflow.start_run(experiment_id=exp_id) as run:
         tracking.log_dataset(house_data)
     assert any(r.levelno == logging.WARNING and "store says no" in r.getMessage() for r in caplog.records)
@@ -144,7 +144,7 @@ def test_model_record_has_the_model_id(house_data: Dataset) -> None:
 
     spec = registry.get("house_prices").spec
     model = registry.get("house_prices").build({"model": "linear"}).fit(house_data.X, house_data.y)
-    with mlflow.start_run(experiment_id=tracking.experiment(spec)):
+    with mlflow.start_run(experiment_id=tracking.experiment(spec, create=True)):
         record = tracking.log_model(model, spec, house_data.X.head(3), model.predict(house_data.X.head(3)))
     assert record.model_id and mlflow.get_logged_model(record.model_id).model_id == record.model_id
 
@@ -187,7 +187,7 @@ def test_link_metrics_attaches_metrics_to_a_model_without_any() -> None:
 
     spec = registry.get("house_prices").spec
     model = LinearRegression().fit(np.arange(6.0).reshape(-1, 1), np.arange(6.0))
-    with mlflow.start_run(experiment_id=tracking.experiment(spec)) as run:
+    with mlflow.start_run(experiment_id=tracking.experiment(spec, create=True)) as run:
         info = mlflow.sklearn.log_model(model, name="model")
     assert not mlflow.get_logged_model(info.model_id).metrics
     describe.link_metrics(info.model_id, {"cv_rmsle": 0.2, "nan": float("nan")})  # after the run ended

@@ -96,6 +96,10 @@ def _agree(project: str, alias: str | None = None, version: int | None = None, *
             client.get_model_version_by_alias(project, alias or tracking.CHAMPION)
         download = client.get_model_version_download_uri(project, mv.version)
         assert path == Path(unquote(urlparse(download).path))
+        # The digest tag read with SQL is the one MLflow reports for the same version.
+        found = fastload.locate(tracking.tracking_uri(), project, alias or tracking.CHAMPION, version)
+        assert found is not None and found.path == path and found.version == str(mv.version)
+        assert found.sha256 == (mv.tags or {}).get(fastload.DIGEST_TAG)
         np.testing.assert_allclose(fast.predict(X), expected.predict(X))
     return expected, fast
 
@@ -214,6 +218,40 @@ def test_h_unverified_schema_revision_falls_back(store: str, tmp_path: Path,
         with pytest.raises(ModelNotFoundError) as err:
             load_model(PROJECT)
     assert mlflow_err.value.message.splitlines()[0] in str(err.value)
+
+
+def test_i_digest_tag_agrees_with_mlflow(store: str) -> None:
+    """``locate`` reads ``model_sha256`` from ``model_version_tags`` exactly as ``get_model_version`` reports it:
+    absent, set, overwritten, on the right version only, after a rename, and deleted."""
+    import mlflow
+
+    from common import fastload, tracking
+
+    client = mlflow.MlflowClient()
+    uri = tracking.tracking_uri()
+
+    def check() -> None:
+        for name in [m.name for m in client.search_registered_models()]:
+            for number in (1, 2):
+                found = fastload.locate(uri, name, None, number)
+                assert found is not None
+                assert found.sha256 == client.get_model_version(name, str(number)).tags.get(fastload.DIGEST_TAG)
+            champion = fastload.locate(uri, name, "champion", None)
+            assert champion is not None
+            assert champion.sha256 == client.get_model_version_by_alias(name, "champion").tags.get(fastload.DIGEST_TAG)
+
+    check()  # no tag yet: None on both sides
+    client.set_model_version_tag(PROJECT, "1", fastload.DIGEST_TAG, "a" * 64)
+    client.set_model_version_tag(PROJECT, "2", "other", "b" * 64)  # another key on another version
+    check()
+    client.set_model_version_tag(PROJECT, "1", fastload.DIGEST_TAG, "c" * 64)
+    check()
+    client.rename_registered_model(PROJECT, "house_prices_renamed")
+    check()
+    assert fastload.locate(uri, "house_prices_renamed", None, 1).sha256 == "c" * 64
+    client.delete_model_version_tag("house_prices_renamed", "1", fastload.DIGEST_TAG)
+    check()
+    _agree("house_prices_renamed", version=1)
 
 
 def test_verified_revisions_include_the_installed_mlflow(tmp_path: Path) -> None:

@@ -160,11 +160,11 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train, "load_dataset", refuse)
     # MLflow keeps the store an earlier test pointed it at: point it at this test's own (empty) store, so a
     # run created by mistake would be found by _no_runs.
-    tracking.configure()
+    tracking.configure(create=True)
 
 
 def _no_runs() -> None:
-    tracking.configure()
+    tracking.configure(create=True)
     assert mlflow.search_runs(search_all_experiments=True).empty, "an MLflow run was created"
 
 
