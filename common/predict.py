@@ -12,8 +12,13 @@ from common import registry, tracking
 from common.errors import InputError
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, texts: bool = False) -> pd.DataFrame:
     """Read raw input rows from CSV, JSON lines (``.jsonl``/``.ndjson``), JSON or Parquet.
+
+    Args:
+        path: the file.
+        texts: the rows are texts: a CSV cell is read as written, so an empty cell is the empty text and a
+            message "NA" stays "NA" (pandas would make both missing, which the text contracts refuse).
 
     Raises:
         InputError: for a missing file or an unknown format.
@@ -23,7 +28,7 @@ def read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=not texts)
         if suffix in (".jsonl", ".ndjson"):
             return pd.read_json(path, lines=True)
         if suffix == ".json":
@@ -61,8 +66,10 @@ def model_input(input_kind: str, frame: pd.DataFrame | None, texts: list[str] | 
         return frame["text"].tolist()
     if input_kind == "array":
         # A CSV of images often carries an id or its label beside the pixel columns: never feed those.
+        # The table goes to the pipeline as it is (not as an array), so its pixel columns are matched by
+        # name and a non-numeric one is named in the error instead of silently dropped.
         extra = [c for c in frame.columns if str(c).lower() in _NOT_PIXELS]
-        return frame.drop(columns=extra).select_dtypes("number").to_numpy()
+        return frame.drop(columns=extra)
     if input_kind == "titles":
         col = "title" if "title" in frame.columns else frame.columns[0]
         return frame[col].astype(str).tolist()
@@ -89,7 +96,7 @@ def predict_cli(project: str, input_path: str | None = None, texts: list[str] | 
                 version: str | None = None, alias: str | None = None, run_id: str | None = None) -> pd.DataFrame:
     """Load a registered pipeline (the champion by default) and predict on a file or texts."""
     spec = registry.get_spec(project)
-    frame = read_table(Path(input_path)) if input_path else None
+    frame = read_table(Path(input_path), texts=spec.input_kind == "text") if input_path else None
     X = model_input(spec.input_kind, frame, texts)
     model = tracking.load_model(spec.name, alias=alias, version=version, run_id=run_id, make_target=spec.make_target)
     out = predict_frame(model, X, spec.target)

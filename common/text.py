@@ -72,6 +72,44 @@ def _scalar_text(value: Any, position: int) -> str:
     )
 
 
+def _raw_values(X: Any) -> tuple[Sequence[Any], pd.Index | None]:
+    """The elements of any accepted raw text input, as given (and the index of a Series or DataFrame).
+
+    Raises:
+        InputError: for anything that is not text, with the accepted forms in the message.
+    """
+    if isinstance(X, str | bytes):
+        return [X], None
+    if isinstance(X, pd.DataFrame):
+        if TEXT_COLUMN not in X.columns:
+            raise InputError(
+                f"Text input as a DataFrame needs a '{TEXT_COLUMN}' column; got columns {list(X.columns)[:10]}. "
+                + _HOW
+            )
+        column = X[TEXT_COLUMN]
+        if isinstance(column, pd.DataFrame):
+            raise InputError(f"The input DataFrame has more than one '{TEXT_COLUMN}' column. {_HOW}")
+        return column.tolist(), X.index
+    if isinstance(X, pd.Series):
+        return X.tolist(), X.index
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2 and X.shape[1] == 1 and X.dtype.kind in "OUS":
+            return X[:, 0].tolist(), None
+        if X.ndim == 1:
+            return X.tolist(), None
+        raise InputError(f"Text input cannot be an array of shape {X.shape} and dtype {X.dtype}. {_HOW}")
+    if isinstance(X, list | tuple):
+        return X, None
+    raise InputError(f"Text input cannot be a {type(X).__name__}. {_HOW}")
+
+
+def text_frame(X: Any) -> pd.DataFrame:
+    """Any accepted raw text input as a one-column ``text`` DataFrame of the elements as given (not
+    converted), keeping a Series' or DataFrame's index: what an input contract checks."""
+    values, index = _raw_values(X)
+    return pd.DataFrame({TEXT_COLUMN: pd.Series(list(values), dtype=object, index=index)})
+
+
 def as_texts(X: Any, max_chars: int | None = MAX_CHARS) -> list[str]:
     """Normalise any accepted raw input to a list of strings (cut to ``max_chars`` characters).
 
@@ -84,31 +122,7 @@ def as_texts(X: Any, max_chars: int | None = MAX_CHARS) -> list[str]:
     Raises:
         InputError: for anything that is not text, with the accepted forms in the message.
     """
-    if isinstance(X, str | bytes):
-        values: Sequence[Any] = [X]
-    elif isinstance(X, pd.DataFrame):
-        if TEXT_COLUMN not in X.columns:
-            raise InputError(
-                f"Text input as a DataFrame needs a '{TEXT_COLUMN}' column; got columns {list(X.columns)[:10]}. "
-                + _HOW
-            )
-        column = X[TEXT_COLUMN]
-        if isinstance(column, pd.DataFrame):
-            raise InputError(f"The input DataFrame has more than one '{TEXT_COLUMN}' column. {_HOW}")
-        values = column.tolist()
-    elif isinstance(X, pd.Series):
-        values = X.tolist()
-    elif isinstance(X, np.ndarray):
-        if X.ndim == 2 and X.shape[1] == 1 and X.dtype.kind in "OUS":
-            values = X[:, 0].tolist()
-        elif X.ndim == 1:
-            values = X.tolist()
-        else:
-            raise InputError(f"Text input cannot be an array of shape {X.shape} and dtype {X.dtype}. {_HOW}")
-    elif isinstance(X, list | tuple):
-        values = X
-    else:
-        raise InputError(f"Text input cannot be a {type(X).__name__}. {_HOW}")
+    values, _ = _raw_values(X)
     out = [_scalar_text(v, i) for i, v in enumerate(values)]
     if max_chars is not None:
         out = [t if len(t) <= max_chars else t[:max_chars] for t in out]

@@ -463,7 +463,7 @@ def log_model(model: Any, spec: ProjectSpec, input_example: Any, output_example:
     """Log the whole fitted pipeline as ``model`` with signature and input example, and register it.
 
     MLflow's own caution about pickle formats is left visible on purpose. The sha256 of the serialized model
-    file is recorded as the ``model_sha256`` tag of the version and of the run (``_record_digest``) before
+    file is recorded as the ``model_sha256`` tag of the version and of the run (``record_digest``) before
     the version can be promoted; loading checks it before unpickling.
     """
     import mlflow
@@ -482,12 +482,12 @@ def log_model(model: Any, spec: ProjectSpec, input_example: Any, output_example:
     )
     version = getattr(info, "registered_model_version", None)
     version = None if version is None else str(version)
-    _record_digest(spec.name, version, info.run_id, info.model_uri)
+    record_digest(spec.name, version, info.run_id, info.model_uri)
     return ModelRecord(model_uri=info.model_uri, version=version, serialization=fmt,
                        model_id=getattr(info, "model_id", None))
 
 
-def _record_digest(project: str, version: str | None, run_id: str | None, logged_uri: str) -> str:
+def record_digest(project: str, version: str | None, run_id: str | None, logged_uri: str) -> str:
     """Hash the model file as the store now holds it and tag the version (and the run) with it.
 
     The folder is read back through ``mlflow.artifacts.download_artifacts`` (the public API; a local store

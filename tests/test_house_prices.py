@@ -174,7 +174,7 @@ def test_blend_weights_are_thirds(fitted, data) -> None:
     blend = fitted.regressor_.named_steps["model"]
     assert [name for name, _ in blend.estimators_] == ["linear+svr", "gbm"]
     np.testing.assert_allclose(blend.weights_, [2 / 3, 1 / 3])
-    assert fitted.regressor_.steps[0][0] == "features" and fitted.regressor_.steps[-1][0] == "model"
+    assert fitted.regressor_.steps[0][0] == "validate" and fitted.regressor_.steps[-1][0] == "model"
 
 
 @pytest.mark.parametrize(

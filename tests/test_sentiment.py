@@ -133,7 +133,11 @@ def test_pipeline_never_reads_selected_text(synth) -> None:
 
 # ---------------------------------------------------------------------------------------- robust input
 def test_pipeline_survives_messy_input(fitted) -> None:
-    messy = ["", None, float("nan"), 12345, 3.5, "😀🎉🔥" * 50, "Ünïcödé ✓ ∑", "a" * 200_000, "\x00\t\n", ":-) :-("]
+    # Missing values, numbers and texts over 100,000 characters are InputErrors (projects/sentiment/contract.py).
+    messy = ["", "😀🎉🔥" * 50, "Ünïcödé ✓ ∑", "a" * 90_000, "\x00\t\n", ":-) :-("]
+    for bad in (None, float("nan"), 12345, 3.5, "a" * 200_000):
+        with pytest.raises(InputError, match="row 1"):
+            fitted.predict(["ok", bad])
     pred = fitted.predict(messy)
     assert len(pred) == len(messy) and set(pred) <= {"negative", "neutral", "positive"}
     assert (fitted.predict(pd.DataFrame({"text": messy})) == pred).all()

@@ -94,7 +94,8 @@ def test_serve_tabular_house_prices(tmp_path: Path) -> None:
         wrong = rows.astype({"GrLivArea": object})
         wrong.loc[wrong.index[0], "GrLivArea"] = "big"
         status, body = _post(base + "/invocations", _split_payload(wrong))
-        assert 400 <= status < 500 and "GrLivArea must be numeric" in json.dumps(body)
+        # The pipeline's input contract answers, naming the row, the column and the value.
+        assert 400 <= status < 500 and "row 0, column 'GrLivArea': got 'big'" in json.dumps(body)
 
         status, body = _post(base + "/invocations", {"nonsense": [1, 2]})
         assert 400 <= status < 500

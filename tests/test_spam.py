@@ -244,7 +244,12 @@ def test_pipeline_predicts_labels_and_calibrated_probabilities(fitted) -> None:
 
 def test_pipeline_survives_messy_input(fitted) -> None:
     model, _ = fitted
-    messy = ["", None, float("nan"), 12345, 3.5, "😀🎉🔥" * 50, "Ünïcödé ✓ ∑", "x" * 200_000, "\x00\t\n", b"caf\xc3\xa9"]
+    # Texts up to the contract's 100,000 characters are accepted (and cut by TextInput); missing values,
+    # numbers and longer texts are InputErrors naming the row (projects/spam/contract.py).
+    messy = ["", "😀🎉🔥" * 50, "Ünïcödé ✓ ∑", "x" * 90_000, "\x00\t\n", b"caf\xc3\xa9"]
+    for bad in (None, float("nan"), 12345, 3.5, "x" * 200_000):
+        with pytest.raises(InputError, match="row 1"):
+            model.predict(["ok", bad])
     pred = model.predict(messy)
     assert len(pred) == len(messy) and set(pred) <= {"spam", "ham"}
     frame = pd.DataFrame({"text": messy, "other": range(len(messy))})

@@ -69,7 +69,11 @@ def test_changing_the_future_leaves_features_and_forecast_of_day_t_unchanged(t: 
     ds = synthetic.generate(500, seed=2)
     model = build_pipeline(inner_folds=3).fit(ds.X, ds.y)
     np.testing.assert_allclose(model.predict(raw)[: t + 1], model.predict(future)[: t + 1], rtol=0, atol=0)
-    np.testing.assert_allclose(model.predict(raw)[: t + 1], model.predict(raw.iloc[: t + 1]), rtol=0, atol=0)
+    if t + 1 >= WARMUP:
+        np.testing.assert_allclose(model.predict(raw)[: t + 1], model.predict(raw.iloc[: t + 1]), rtol=0, atol=0)
+    else:  # less history than the longest window: refused (projects/stocks/features.py, BarFeatures)
+        with pytest.raises(InputError, match=f"at least {WARMUP}"):
+            model.predict(raw.iloc[: t + 1])
     if t + 1 < len(raw):
         assert not np.allclose(base.iloc[t + 1:].to_numpy(), changed.iloc[t + 1:].to_numpy(), equal_nan=True)
 
@@ -96,10 +100,13 @@ def test_pipeline_forecasts_every_row_from_raw_bars() -> None:
     model = build_pipeline(inner_folds=3).fit(ds.X, ds.y)
     pred = model.predict(ds.X)
     assert pred.shape == (len(ds.X),) and np.isfinite(pred).all()
-    # A client's frame: dates as text, extra columns, only a few rows of history (features imputed).
-    client = signature_example(ds.X.iloc[-3:]).assign(**{"Adj Close": 1.0})
+    # A client's frame: dates as text, extra columns, a full window of history.
+    client = signature_example(ds.X.iloc[-WARMUP:]).assign(**{"Adj Close": 1.0})
     few = model.predict(client)
-    assert few.shape == (3,) and np.isfinite(few).all()
+    assert few.shape == (WARMUP,) and np.isfinite(few).all()
+    # Fewer bars than the longest window: refused (every feature would be imputed).
+    with pytest.raises(InputError, match="has 3 daily bar"):
+        model.predict(client.iloc[-3:])
     # Next-day close stays close to today's close (a return model, not a price-level model).
     assert np.all(np.abs(pred / ds.X["Close"].to_numpy() - 1) < 0.2)
 

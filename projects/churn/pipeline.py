@@ -1,7 +1,9 @@
 """churn pipeline: raw customer rows in, a calibrated churn probability and a business decision out.
 
-``Pipeline([("features", ChurnFeatures()), ("model", ChurnClassifier(...))])``:
+``Pipeline([("validate", ValidateInput(CONTRACT)), ("features", ChurnFeatures()), ("model", ChurnClassifier(...))])``:
 
+* ``validate`` checks the raw rows against churn's input contract (``contract.py``: types, ranges,
+  all-missing rows) and passes them on unchanged.
 * ``features`` types the raw columns (blank ``TotalCharges`` -> number) and adds stateless engineered
   columns (see ``features.py``).
 * ``model`` learns everything else from the rows it is fitted on, with one set of inner folds:
@@ -57,7 +59,9 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
+from common.contract import ValidateInput
 from common.errors import DataError, ParameterError
+from projects.churn.contract import CONTRACT
 from projects.churn.features import ChurnFeatures
 
 MODELS = ("auto", "lr", "gb", "blend")
@@ -480,6 +484,7 @@ def build_pipeline(model: Literal["auto", "lr", "gb", "blend"] = "auto", C: Anno
     ``inner_folds >= 2``).
     """
     return Pipeline([
+        ("validate", ValidateInput(CONTRACT)),
         ("features", ChurnFeatures()),
         ("model", ChurnClassifier(
             model=model, C=C, spline_knots=spline_knots, gb_iter=gb_iter, gb_learning_rate=gb_learning_rate,

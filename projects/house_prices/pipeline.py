@@ -13,6 +13,8 @@ Before the members are fitted, ``OutlierFilteredBlend`` fits the Lasso once and 
 training rows whose residual is extreme (the Ames partial sales of huge houses at low prices). That rule
 is learned from the rows being fitted, so it only ever removes training rows: every row is still scored
 when it sits in a validation fold or the holdout.
+
+The first step, ``validate``, checks raw rows against ``contract.CONTRACT`` and passes them on unchanged.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from sklearn.svm import SVR
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 from xgboost import XGBRegressor
 
+from common.contract import ValidateInput
 from common.errors import ParameterError
 from common.kernels import compile_rbf, resolve_gamma
+from projects.house_prices.contract import CONTRACT
 from projects.house_prices.features import (
     NEIGHBORHOOD_COLUMNS,
     GroupMedianImputer,
@@ -220,6 +224,7 @@ def build_pipeline(model: Literal["blend", "linear", "svr", "gbm"] = "blend",
     blend = OutlierFilteredBlend(members, detector=_on_linear_design([lasso], clip_quantile),
                                  threshold=outlier_threshold, weights=weights)
     inner = Pipeline([
+        ("validate", ValidateInput(CONTRACT)),
         ("features", HouseFeatures()),
         ("lot_frontage", GroupMedianImputer()),
         ("neighborhood", NeighborhoodLevel()),

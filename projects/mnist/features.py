@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import Tags
 
@@ -27,38 +28,98 @@ _R = np.arange(SIDE, dtype=np.float32)
 _CHUNK = 4096  # images per block: keeps the temporaries in cache and memory flat on large inputs
 
 
+# The pixel column names a table may carry, each in image order (row by row): what a DataFrame built from
+# an array has (0..783, or "0".."783" once written to CSV), Kaggle's digit-recognizer files (pixel0..pixel783)
+# and the common mnist_train.csv (1x1..28x28).
+PIXEL_NAMES: dict[str, list[str]] = {
+    "position": [str(i) for i in range(N_PIXELS)],
+    "kaggle": [f"pixel{i}" for i in range(N_PIXELS)],
+    "grid": [f"{r}x{c}" for r in range(1, SIDE + 1) for c in range(1, SIDE + 1)],
+}
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:6]) + (f" ... ({len(names)} in all)" if len(names) > 6 else "")
+
+
+def pixel_table(frame: Any) -> np.ndarray:
+    """A table of pixel columns -> (n, 784) values in image order, matched by column name.
+
+    The columns are read by name, not position, so a table whose columns were shuffled gives the same
+    images; other columns (ids, labels) are ignored once all 784 pixels are present.
+
+    Raises:
+        InputError: naming the missing and unknown columns when no naming scheme has all 784 pixels, or
+            the first non-numeric column with its row and value.
+    """
+    names = [str(c) for c in frame.columns]
+    duplicated = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    if duplicated:
+        raise InputError(f"mnist input has duplicated column(s) {_shown(duplicated)}.")
+    position = {n: i for i, n in enumerate(names)}
+    gaps = {scheme: [n for n in expected if n not in position] for scheme, expected in PIXEL_NAMES.items()}
+    scheme = min(gaps, key=lambda k: len(gaps[k]))
+    if gaps[scheme]:
+        unknown = [n for n in names if n not in set(PIXEL_NAMES[scheme])]
+        raise InputError(
+            f"mnist input table needs the 784 pixel columns named {PIXEL_NAMES[scheme][0]} .. "
+            f"{PIXEL_NAMES[scheme][-1]} (or 0..783, pixel0..pixel783, 1x1..28x28); missing "
+            f"{_shown(gaps[scheme])}" + (f"; unknown {_shown(unknown)}" if unknown else "") + "."
+        )
+    table = frame.iloc[:, [position[n] for n in PIXEL_NAMES[scheme]]]
+    for j, dtype in enumerate(table.dtypes):
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            continue
+        column = table.iloc[:, j]
+        parsed = pd.to_numeric(column, errors="coerce")
+        bad = np.flatnonzero(parsed.isna().to_numpy() & column.notna().to_numpy())
+        if len(bad) or pd.api.types.is_bool_dtype(dtype):
+            row = int(bad[0]) if len(bad) else 0
+            raise InputError(f"mnist input column {table.columns[j]!r} is not numeric: row {row} holds "
+                             f"{column.iloc[row]!r}; expected grey values 0-255.")
+    return table.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def as_images(X: Any) -> np.ndarray:
     """Raw input -> (n, 28, 28) float32 grey values in [0, 255].
 
-    Accepts an (n, 28, 28) or (n, 784) array-like of numbers 0-255, or a DataFrame of 784 numeric columns
-    (how MLflow's pyfunc and ``mlprojects predict`` pass tables).
+    Accepts an (n, 28, 28) or (n, 784) array-like of numbers 0-255, or a DataFrame with 784 numeric pixel
+    columns matched by name (see ``PIXEL_NAMES``; how MLflow's pyfunc and ``mlprojects predict`` pass tables).
 
     Raises:
-        InputError: for any other shape, non-numeric or non-finite values, or values outside 0-255.
+        InputError: for any other shape, no images, pixel columns missing or not numeric, non-finite
+            values, values outside 0-255, or a batch that looks scaled to 0-1.
     """
     if hasattr(X, "to_numpy") and hasattr(X, "columns"):
-        X = X.to_numpy()
+        if len(X) == 0:
+            raise InputError(f"no rows to predict: mnist expects at least one row: {_EXPECTED}; got no images.")
+        X = pixel_table(X)
     try:
         arr = np.asarray(X)
         if arr.dtype.kind not in "uif":
             arr = arr.astype(np.float32)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{_EXPECTED}; got values that are not numbers ({exc}).") from None
+    if (arr.size == 0 and arr.ndim <= 1) or (arr.ndim in (2, 3) and arr.shape[0] == 0):
+        raise InputError(f"no rows to predict: mnist expects at least one row: {_EXPECTED}; got no images.")
     if arr.ndim == 2 and arr.shape[1] == N_PIXELS:
         arr = arr.reshape(-1, SIDE, SIDE)
     elif not (arr.ndim == 3 and arr.shape[1:] == (SIDE, SIDE)):
         hint = " For a single image use x.reshape(1, 784)." if arr.shape in ((N_PIXELS,), (SIDE, SIDE)) else ""
         raise InputError(f"{_EXPECTED}; got an array of shape {arr.shape}.{hint}")
-    if arr.shape[0] == 0:
-        raise InputError(f"{_EXPECTED}; got no images.")
     images = arr.astype(np.float32, copy=False)
     if arr.dtype.kind == "f" and not np.isfinite(images).all():
-        raise InputError(f"{_EXPECTED}; got NaN or infinite values.")
+        bad = int(np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(axis=1))[0])
+        raise InputError(f"{_EXPECTED}; got NaN or infinite values (first in row {bad}).")
     lo, hi = float(images.min()), float(images.max())
     if lo < 0 or hi > 255:
         raise InputError(f"{_EXPECTED}; got values from {lo:g} to {hi:g}.")
-    if arr.dtype.kind == "f" and 0 < hi <= 1.0:
-        log.warning("mnist input looks scaled to 0-1 already; the pipelines expect raw grey values 0-255")
+    if 0 < hi <= 1.0:
+        # Scaled images (0-1) would all look nearly black and predict one class: refuse the whole batch.
+        raise InputError(
+            f"mnist expects grey values 0-255; the largest pixel of this batch is {hi:g}, so the images look "
+            "scaled to 0-1. Multiply them by 255 (X * 255) before predicting."
+        )
     return images
 
 

@@ -405,6 +405,8 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         Titles that cannot be resolved are skipped (and logged); the liked films are never recommended.
         """
         self._check_fitted()
+        liked = list(liked)
+        check_titles(liked)
         positions = []
         for q in liked:
             m = self.resolve(q)
@@ -461,7 +463,10 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
             Columns ``query, match, status, rank, id, title, year, score`` (``k`` rows per query). A title
             that matches nothing gives its closest catalogue titles with ``status == "not_found"``.
         """
-        return self._table(_queries(X), None)
+        queries = _queries(X)
+        if not queries:
+            raise InputError("no rows to predict: recommender expects at least one row (a title or a TMDB id).")
+        return self._table(queries, None)
 
     def transform(self, X: Any) -> Any:
         """Unit-length content vectors of raw catalogue rows (new films can be compared with the catalogue)."""
@@ -502,6 +507,7 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         """One long table for many queries, built column-wise in one go (pandas construction dominates
         the latency of a single query otherwise)."""
         self._check_fitted()
+        check_titles(queries)
         matches = [self.resolve(q) for q in queries]
         found = [m.position for m in matches if m.found]
         recs, scores = self.recommend_positions([np.array([p]) for p in found], k) if found else (None, None)
@@ -543,6 +549,17 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
 
 
 _NUMERIC = {"rank": np.int64, "id": np.int64, "year": np.int64, "score": np.float64}
+# The longest title a query may be: the longest TMDB title has ~100 characters, and fuzzy matching costs
+# grow with the query's length (a 1 MB "title" took minutes), so longer queries are refused, not searched.
+MAX_TITLE_CHARS = 500
+
+
+def check_titles(queries: list[Any]) -> None:
+    """Raise ``InputError`` naming the first query longer than ``MAX_TITLE_CHARS`` (its row and its start)."""
+    for row, q in enumerate(queries):
+        if isinstance(q, str) and len(q) > MAX_TITLE_CHARS:
+            raise InputError(f"recommender input row {row}, column 'title': got a title of {len(q):,} characters "
+                             f"({q[:40]!r}...); expected at most {MAX_TITLE_CHARS} characters.")
 
 
 def _queries(X: Any) -> list[Any]:

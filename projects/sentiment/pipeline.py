@@ -17,9 +17,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from common.contract import ValidateInput
 from common.errors import ParameterError
 from common.text import CharWbCounts, TextInput
 from common.text import signature_example as _text_signature
+from projects.sentiment.contract import CONTRACT
 from projects.sentiment.features import LexiconScores, TweetNormalizer, strip_negation
 
 MODELS = ("svc", "calibrated_svc", "logreg")
@@ -71,6 +73,7 @@ def build_pipeline(
         if model == "calibrated_svc":
             clf = CalibratedClassifierCV(clf, method="sigmoid", cv=3)
     return Pipeline([
+        ("validate", ValidateInput(CONTRACT)),
         ("input", TextInput(max_chars=max_chars)),
         ("normalize", TweetNormalizer(negation=negation)),
         ("features", FeatureUnion(parts)),

@@ -13,8 +13,10 @@ from annotated_types import Ge, Interval
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from common.contract import ValidateInput
 from common.text import CharWbCounts, TextInput
 from common.text import signature_example as _text_signature
+from projects.spam.contract import CONTRACT
 from projects.spam.model import CalibratedThresholdClassifier
 
 # Words plus the currency signs and "!" that spam leans on (the default pattern drops them).
@@ -48,7 +50,8 @@ def build_pipeline(
     features = FeatureUnion(parts)
     model = CalibratedThresholdClassifier(candidates=tuple(candidates), max_ham_blocked=max_ham_blocked,
                                           pos_label="spam", cv=inner_cv)
-    return Pipeline([("input", TextInput(max_chars=max_chars)), ("features", features), ("model", model)])
+    return Pipeline([("validate", ValidateInput(CONTRACT)), ("input", TextInput(max_chars=max_chars)),
+                     ("features", features), ("model", model)])
 
 
 def signature_example(X: Any) -> Any:

@@ -11,6 +11,7 @@ The input is the raw frame as ``data.load`` returns it: one row per trading day,
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from common.errors import InputError
+
+log = logging.getLogger(__name__)
 
 PRICE_COLUMNS = ["Open", "High", "Low", "Close"]
 RAW_COLUMNS = ["Date", *PRICE_COLUMNS, "Volume"]
@@ -37,6 +40,8 @@ FEATURES = (
 )
 # The longest trailing window: rows before this many days of history have incomplete features.
 WARMUP = max(*MOMENTUM, *VOLATILITY) + 1
+# A longer hole between two consecutive bars is logged as a warning (9/11 closed the NYSE for 4 days).
+MAX_GAP_BUSINESS_DAYS = 5
 
 
 def as_frame(X: Any, where: str = "stocks input", ordered: bool = True) -> pd.DataFrame:
@@ -83,12 +88,54 @@ def as_frame(X: Any, where: str = "stocks input", ordered: bool = True) -> pd.Da
                 raise InputError(f"{where}: column {col} has non-numeric values like {frame[col][bad].iloc[0]!r}.")
         columns[col] = values.to_numpy(dtype=float)
     out = pd.DataFrame(columns)
+    if len(out) == 0:
+        raise InputError(f"no rows to predict: stocks expects at least one row of daily bars "
+                         f"({', '.join(RAW_COLUMNS)}), oldest first.")
+    for col in PRICE_COLUMNS:
+        # A missing, zero or negative price has no log return: it would silently blank the features of the
+        # next 63 rows, so it is refused, naming the bar.
+        values = out[col].to_numpy()
+        bad = np.flatnonzero(~(values > 0))
+        if len(bad):
+            raise InputError(f"{where} {_bar(out, int(bad[0]))}, column {col!r}: got {_number(frame[col].iloc[bad[0]])};"
+                             " expected a positive price.")
+    if out["Date"].isna().any():
+        raise InputError(f"{where} {_bar(out, int(np.flatnonzero(out['Date'].isna())[0]))}, column 'Date': "
+                         "got a missing date; expected a date (YYYY-MM-DD).")
+    duplicated = np.flatnonzero(out["Date"].duplicated().to_numpy())
+    if len(duplicated):
+        raise InputError(f"{where} {_bar(out, int(duplicated[0]))}, column 'Date': this date is already in an "
+                         "earlier row; expected one row per trading day.")
     if ordered and len(out) > 1 and not out["Date"].is_monotonic_increasing:
         raise InputError(
             f"{where}: rows are not in time order. Sort the bars by Date, oldest first: each row's features "
             "are built from the rows above it."
         )
+    if ordered and len(out) > 1:
+        days = out["Date"].to_numpy().astype("datetime64[D]")
+        gaps = np.busday_count(days[:-1], days[1:])
+        if gaps.max() > MAX_GAP_BUSINESS_DAYS:
+            row = int(np.argmax(gaps)) + 1
+            # A warning, not an error: exchanges do close for days (2001, 2012), but a long hole in the bars
+            # usually means missing data, and the trailing windows then span more time than they say.
+            log.warning("%s: %d business days between %s and %s (row %d); the trailing windows span that gap",
+                        where, int(gaps.max()), _day(out, row - 1), _day(out, row), row)
     return out
+
+
+def _day(frame: pd.DataFrame, row: int) -> str:
+    return pd.Timestamp(frame["Date"].iloc[row]).strftime("%Y-%m-%d")
+
+
+def _bar(frame: pd.DataFrame, row: int) -> str:
+    """'row 3 (Date 2020-01-06)'."""
+    date = frame["Date"].iloc[row]
+    return f"row {row}" + ("" if pd.isna(date) else f" (Date {_day(frame, row)})")
+
+
+def _number(value: Any) -> str:
+    value = value.item() if isinstance(value, np.generic) else value
+    return repr(value)
 
 
 def _rsi(close: pd.Series, window: int = 14) -> pd.Series:
@@ -156,7 +203,7 @@ class BarFeatures(TransformerMixin, BaseEstimator):
 
     The output keeps one row per input row, so predictions line up with the input; rows at the start of
     the frame (less than ``WARMUP`` days of history) have NaN features, which the model step imputes with
-    values learned on its training rows.
+    values learned on its training rows. A frame shorter than ``WARMUP`` rows is an ``InputError``.
     """
 
     def __sklearn_tags__(self) -> Any:
@@ -168,8 +215,21 @@ class BarFeatures(TransformerMixin, BaseEstimator):
         as_frame(X)
         return self
 
-    def transform(self, X: Any) -> pd.DataFrame:
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> pd.DataFrame:
+        # Training frames may be short (early walk-forward folds): the model step leaves their warm-up rows
+        # out of the fit. Only a forecast needs a full window of history.
         return bar_features(as_frame(X))
+
+    def transform(self, X: Any) -> pd.DataFrame:
+        frame = as_frame(X)
+        if len(frame) < WARMUP:
+            # With less history than the longest window, every feature of every row would be imputed: the
+            # forecast would be the same whatever the bars say.
+            raise InputError(
+                f"stocks input has {len(frame)} daily bar(s); the features need at least {WARMUP} (the longest "
+                f"trailing window is {WARMUP - 1} days). Send the last {WARMUP} or more trading days, oldest first."
+            )
+        return bar_features(frame)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray([*FEATURES, BASE], dtype=object)
