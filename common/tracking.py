@@ -459,15 +459,36 @@ class ModelRecord:
     model_id: str | None = None  # MLflow 3's LoggedModel id: metrics linked to it show on the model page
 
 
+class _CautionOnce(logging.Filter):
+    """Lets MLflow's pickle caution through once per process: ``make all`` registers 13 models, and the same
+    paragraph 13 times buries the rest of the output, while hiding it entirely would hide a real warning."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Saving scikit-learn models in the pickle or cloudpickle"):
+            return True
+        if self.shown:
+            return False
+        self.shown = True
+        return True
+
+
+_CAUTION_ONCE = _CautionOnce()
+
+
 def log_model(model: Any, spec: ProjectSpec, input_example: Any, output_example: Any) -> ModelRecord:
     """Log the whole fitted pipeline as ``model`` with signature and input example, and register it.
 
-    MLflow's own caution about pickle formats is left visible on purpose. The sha256 of the serialized model
-    file is recorded as the ``model_sha256`` tag of the version and of the run (``record_digest``) before
-    the version can be promoted; loading checks it before unpickling.
+    MLflow's own caution about pickle formats stays visible, once per process (``_CautionOnce``). The sha256
+    of the serialized model file is recorded as the ``model_sha256`` tag of the version and of the run
+    (``record_digest``) before the version can be promoted; loading checks it before unpickling.
     """
     import mlflow
 
+    logging.getLogger("mlflow.sklearn").addFilter(_CAUTION_ONCE)  # a set: adding it again is a no-op
     fmt, trusted = choose_serialization(model)
     signature = signature_for(input_example, output_example)
     info = mlflow.sklearn.log_model(

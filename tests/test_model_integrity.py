@@ -154,8 +154,9 @@ def test_cli_predict_on_a_tampered_champion_is_one_message(champion: Path, tmp_p
     assert "Traceback" not in text
 
 
-def test_mlflows_pickle_caution_is_not_filtered_when_saving(monkeypatch: pytest.MonkeyPatch) -> None:
-    """MLflow's own caution about saving a pickle reaches handlers: no filter on its logger drops it."""
+def test_mlflows_pickle_caution_is_shown_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's own caution about saving a pickle reaches handlers once per process, not once per model."""
+    monkeypatch.setattr(tracking._CAUTION_ONCE, "shown", False)  # as in a new process
     records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
@@ -168,8 +169,8 @@ def test_mlflows_pickle_caution_is_not_filtered_when_saving(monkeypatch: pytest.
     logger.addHandler(handler)
     try:
         train.run(PROJECT, {"model": "linear"}, dataset=synthetic.generate(80))
+        train.run(PROJECT, {"model": "linear"}, dataset=synthetic.generate(80))
     finally:
         logger.removeHandler(handler)
-    assert not logger.filters
     cautions = [r for r in records if "pickle or cloudpickle format requires exercising caution" in r.getMessage()]
     assert len(cautions) == 1
