@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from common.contract import rows_frame
 from common.errors import InputError
 
 # ----------------------------------------------------------------------------------------------- schemas
@@ -59,12 +60,9 @@ TENURE_LABELS = ("0-6", "7-12", "13-24", "25-48", "49+")
 
 def as_frame(X: Any) -> pd.DataFrame:
     """Accept a DataFrame, a list of row dicts or one row dict of raw columns."""
-    if isinstance(X, pd.DataFrame):
-        return X
-    if isinstance(X, list | tuple) and X and isinstance(X[0], dict):
-        return pd.DataFrame(list(X))
-    if isinstance(X, dict):
-        return pd.DataFrame([X])
+    frame = rows_frame(X)
+    if frame is not None:
+        return frame
     raise InputError(
         f"churn expects a DataFrame of raw customer columns (like the Telco or Kaggle CSV without Churn); "
         f"got {type(X).__name__}."

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from common.contract import ColumnRule, InputContract
+from common.contract import ColumnRule, InputContract, rows_frame
 from projects.house_prices.features import CATEGORICAL, NUMERIC, as_frame
 
 COLUMNS: dict[str, ColumnRule] = {
@@ -27,13 +27,8 @@ COLUMNS: dict[str, ColumnRule] = {
 
 def _rows(X: Any) -> pd.DataFrame:
     """Rows as a frame without the missing-column check: ``HouseFeatures`` makes that, after this step."""
-    if isinstance(X, pd.DataFrame):
-        return X
-    if isinstance(X, list | tuple) and X and isinstance(X[0], dict):
-        return pd.DataFrame(list(X))
-    if isinstance(X, dict):
-        return pd.DataFrame([X])
-    return as_frame(X)  # raises the InputError that says what to pass
+    frame = rows_frame(X)
+    return frame if frame is not None else as_frame(X)  # as_frame raises the InputError saying what to pass
 
 
 CONTRACT = InputContract(
