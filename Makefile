@@ -98,8 +98,8 @@ ui: venv ## open the MLflow UI on the same store (http://127.0.0.1:5000); with a
 ui-check: venv ## render the MLflow UI in headless Chromium, check runs show datasets and descriptions; PNGs in reports/ui
 	$(BIN)/python scripts/check_ui.py --screenshots reports/ui $(ARGS)
 
-serve: venv ## serve a project's champion over REST: make serve PROJECT=spam [PORT=5001]
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow models serve -m "models:/$(PROJECT)@champion" --env-manager local --host 127.0.0.1 --port $(PORT)
+serve: venv ## serve a project's champion over REST (400 with the project's message for bad input, 413 over 10 MiB): make serve PROJECT=spam [PORT=5001]
+	$(MLP) serve $(PROJECT) --port $(PORT) $(ARGS)
 
 server: venv ## start the team stack (MLflow server on PostgreSQL) and print the URI to export
 	$(MLP) server start $(ARGS)

@@ -171,6 +171,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from common import serve
+
+    serve.serve(args.project, host=args.host, port=args.port, alias=args.alias, version=args.version,
+                max_body_mb=args.max_body_mb)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from common import bench
 
@@ -365,6 +373,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-only", action="store_true", help="measure only the server")
     p.add_argument("--json", default="bench/store.json", help="write the figures here")
     p.set_defaults(func=cmd_bench_store)
+
+    p = sub.add_parser("serve", help="serve a registered pipeline over REST (MLflow's scoring server, clean errors)")
+    p.add_argument("project")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=5001, help="port (default 5001)")
+    p.add_argument("--version", default=None, help="registered model version")
+    p.add_argument("--alias", default=None, help="registered model alias (default champion)")
+    p.add_argument("--max-body-mb", type=float, default=None,
+                   help="largest request body in MiB, else 413 (default $MLPROJECTS_SERVE_MAX_BODY_MB or 10)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("doctor", help="find (and with --repair fix) runs and versions left by killed trainings")
     p.add_argument("--repair", action="store_true",

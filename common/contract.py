@@ -4,9 +4,13 @@ A project declares its ``InputContract`` next to its spec (``projects/<p>/contra
 kind (``number``, ``category`` or ``text``), whether it must be present, a range, whether a missing value is
 allowed; plus size limits and the policy for rows whose every column is missing. ``ValidateInput(contract)``
 is the first step of the project's pipeline, so the same checks run wherever the pipeline runs: in-process
-(``model.predict``), in ``mlprojects predict`` and behind ``mlflow models serve`` (which answers with the
+(``model.predict``), in ``mlprojects predict`` and behind ``mlprojects serve`` (which answers 400 with the
 exception's message). It checks at fit time and at predict time, and passes its input through unchanged: it
 never converts, imputes or drops a value, so a model's metrics on valid data are exactly what they were.
+
+Size limits are per value (``max_chars`` of a text or category; mnist, stocks and the recommender check
+their own shapes), not per call: how many rows one in-process call scores is the caller's choice (streamed
+files are scored in batches), and a request to ``mlprojects serve`` is bounded by its body limit (413).
 
 Categories: an unseen level is fine (the encoders after this step handle it); a value of the wrong type (a
 number where a category string is expected) is an error. Every error is an ``InputError`` naming the row
@@ -62,7 +66,6 @@ class InputContract:
         project: the project's name (it starts every message).
         columns: raw column name -> its rule; other columns are ignored (never read).
         what: what one row is, for messages ("raw customer columns (Telco or Kaggle schema)").
-        max_rows: the most rows one call may pass (None: no limit).
         all_missing: ``error`` (a row whose every declared column present is missing is refused) or
             ``allow``.
         as_frame: turns an accepted raw input (list of row dicts, list of texts...) into a DataFrame with the
@@ -72,7 +75,6 @@ class InputContract:
     project: str
     columns: Mapping[str, ColumnRule]
     what: str
-    max_rows: int | None = None
     all_missing: Literal["error", "allow"] = "error"
     as_frame: Callable[[Any], pd.DataFrame] | None = field(default=None, compare=False, repr=False)
 
@@ -95,9 +97,6 @@ class InputContract:
         frame = pd.DataFrame() if _is_empty(X) else self.frame(X)
         if len(frame) == 0:
             raise InputError(f"no rows to {action}: {self.project} expects at least one row of {self.what}.")
-        if self.max_rows is not None and len(frame) > self.max_rows:
-            raise InputError(f"{self.project} takes at most {self.max_rows} rows per call; got {len(frame)}. "
-                             "Split the input into smaller batches.")
         missing = [c for c, rule in self.columns.items() if rule.required and c not in frame.columns]
         if missing:
             raise InputError(f"{self.project} input is missing required column(s) {', '.join(missing)}; "

@@ -8,6 +8,7 @@ the same pipeline and therefore gives the same message.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,19 +38,19 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield uri
 
 
-_TRAINED: dict[str, Any] = {}
+_TRAINED: dict[tuple[str, str], Any] = {}  # (project, store) -> (model, dataset): a model is registered in its store
 
 
 def trained(project: str, store: str, n: int | None = None) -> tuple[Any, Any]:
     """(fitted pipeline, synthetic dataset) for ``project``, trained and registered once per module."""
-    if project not in _TRAINED:
+    if (project, store) not in _TRAINED:
         synthetic = importlib.import_module(f"projects.{project}.synthetic")
         ds = synthetic.generate(n) if n else synthetic.generate()
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("MLFLOW_TRACKING_URI", store)
             result = train.run(project, dict(TEST_PARAMS.get(project, {})), dataset=ds)
-        _TRAINED[project] = (result.model, ds)
-    return _TRAINED[project]
+        _TRAINED[project, store] = (result.model, ds)
+    return _TRAINED[project, store]
 
 
 def raises_naming(model: Any, X: Any, *parts: str) -> str:
@@ -249,3 +250,117 @@ def test_stocks_contract(store: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING"):
         assert np.isfinite(model.predict(gap)).all()  # a long gap is a warning, not an error
     assert "business days between" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------ REST
+# Every project behind `mlprojects serve`: each payload form MLflow documents, and CSV, gives what the
+# in-process model gives; a bad row gives 400 with only the project's message. This calls MLflow's own
+# `invocations` (what the server's /invocations route runs) on the adapter `mlprojects serve` installs;
+# tests/test_serve.py runs the real server for the HTTP layer (413, 415, the JSON bodies).
+def _rest_sample(project: str, store: str) -> tuple[Any, pd.DataFrame, Any, Any, dict[str, Any], str]:
+    """(model, table, bare ``inputs`` value or None, reference input, a bad payload, a phrase its error has)."""
+    model, ds = trained(project, store)
+    if project in ("spam", "sentiment"):
+        texts = [str(t) for t in list(ds.X[:4])]
+        return model, pd.DataFrame({"text": texts}), texts, texts, {"inputs": ["fine", 42]}, "row 1, column 'text'"
+    if project == "mnist":
+        from projects.mnist.features import PIXEL_NAMES
+
+        flat = ds.X_test[:3].reshape(3, -1).astype(float)
+        table = pd.DataFrame(flat, columns=PIXEL_NAMES["kaggle"])
+        bad = table.astype(object).assign(pixel7=["dark", 0, 0]).to_dict(orient="records")
+        return model, table, flat.tolist(), flat, {"dataframe_records": bad}, "'pixel7'"
+    if project == "recommender":
+        titles = [str(t) for t in ds.X["title"].iloc[:2]]
+        return (model, pd.DataFrame({"title": titles}), titles, pd.DataFrame({"title": titles}),
+                {"inputs": ["x" * 600]}, "at most 500")
+    if project == "stocks":
+        bars = ds.X.iloc[-80:].reset_index(drop=True)
+        table = bars.assign(Date=pd.to_datetime(bars["Date"]).dt.strftime("%Y-%m-%d"))
+        bad = json.loads(table.assign(Close=table["Close"].where(table.index != 10, -5.0)).to_json(orient="split", index=False))
+        return model, table, None, table, {"dataframe_split": bad}, "row 10"
+    table = ds.X.head(4).reset_index(drop=True)
+    column = "tenure" if project == "churn" else "LotArea"
+    bad = json.loads(table.astype(object).assign(**{column: ["abc"] + [1] * 3}).to_json(orient="records"))
+    return model, table, None, table, {"dataframe_records": bad}, f"row 0, column '{column}': got 'abc'"
+
+
+def _invoke(served: Any, body: str, content_type: str = "application/json") -> tuple[int, Any]:
+    """What MLflow's /invocations route answers: (status, parsed body)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    from common.serve import request_body
+
+    try:
+        with request_body(body, content_type):  # what the server's RequestGuard does for each request
+            result = scoring_server.invocations(body, content_type, served, served.metadata.get_input_schema())
+    except MlflowException as exc:  # the route's decorator answers with these two
+        return exc.get_http_status_code(), json.loads(exc.serialize_as_json())
+    return result.status, json.loads(result.response)
+
+
+def _same(got: Any, expected: Any) -> None:
+    if got and isinstance(got[0], dict):  # a table of predictions (the recommender's)
+        got_frame, want_frame = pd.json_normalize(got), pd.json_normalize(expected)
+    else:
+        got_frame, want_frame = pd.DataFrame({"p": got}), pd.DataFrame({"p": expected})
+    pd.testing.assert_frame_equal(got_frame, want_frame, check_dtype=False, rtol=1e-9)
+
+
+@pytest.mark.parametrize("project", ["house_prices", "churn", "spam", "sentiment", "mnist", "stocks", "recommender"])
+def test_rest_payload_forms_and_errors(store: str, project: str) -> None:
+    import io
+
+    import mlflow
+    from mlflow.pyfunc import scoring_server
+
+    from common import registry, tracking
+    from common.serve import ServedPipeline
+
+    model, table, bare, reference, bad, phrase = _rest_sample(project, store)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", store)
+        tracking.configure()
+        metadata = mlflow.models.Model.load(tracking.model_uri(registry.get_spec(project).name))
+    served = ServedPipeline(project, model, metadata)
+    buffer = io.StringIO()
+    scoring_server.predictions_to_json(model.predict(reference), buffer)
+    expected = json.loads(buffer.getvalue())["predictions"]
+
+    records = json.loads(table.to_json(orient="records"))
+    payloads = {
+        "dataframe_split": {"dataframe_split": json.loads(table.to_json(orient="split", index=False))},
+        "dataframe_records": {"dataframe_records": records},
+        "inputs as columns": {"inputs": {c: json.loads(table[c].to_json(orient="values")) for c in table.columns}},
+        "instances as rows": {"instances": records},
+    }
+    if bare is not None:
+        payloads["inputs as values"] = {"inputs": bare}
+        payloads["instances as values"] = {"instances": bare}
+    for form, payload in payloads.items():
+        status, body = _invoke(served, json.dumps(payload))
+        assert status == 200, (form, body)
+        _same(body["predictions"], expected)
+    status, body = _invoke(served, table.to_csv(index=False), "text/csv")
+    assert status == 200, ("csv", body)
+    _same(body["predictions"], expected)
+
+    status, body = _invoke(served, json.dumps(bad))
+    assert status == 400 and set(body) == {"error_code", "message"}, body
+    assert body["error_code"] == "BAD_REQUEST" and phrase in body["message"], body
+    with pytest.raises(InputError) as info:  # the in-process message, word for word
+        model.predict(served_input(bad))
+    assert body["message"] == str(info.value)
+    status, body = _invoke(served, json.dumps({"inputs": []}))
+    assert status == 400 and "no rows to predict" in body["message"], body
+
+
+def served_input(payload: dict[str, Any]) -> Any:
+    """The raw input a payload stands for, as a client would pass it in-process."""
+    (form, value), = payload.items()
+    if form == "dataframe_split":
+        return pd.DataFrame(value["data"], columns=value["columns"])
+    if form == "dataframe_records":
+        return pd.DataFrame(value)
+    return value

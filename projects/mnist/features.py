@@ -80,6 +80,20 @@ def pixel_table(frame: Any) -> np.ndarray:
     return table.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _pixel_names(frame: Any) -> list[str] | None:
+    """The table's pixel column names in image order (the scheme ``pixel_table`` matches), else None."""
+    names = {str(c) for c in frame.columns}
+    for scheme in PIXEL_NAMES.values():
+        if names.issuperset(scheme):
+            return list(scheme)
+    return None
+
+
+def _pixel(names: list[str] | None, index: int) -> str:
+    """How a message names pixel ``index``: the table's column name, else its position in an array row."""
+    return repr(names[index]) if names else f"{index} of the 784 pixels (pixel{index})"
+
+
 def as_images(X: Any) -> np.ndarray:
     """Raw input -> (n, 28, 28) float32 grey values in [0, 255].
 
@@ -90,9 +104,11 @@ def as_images(X: Any) -> np.ndarray:
         InputError: for any other shape, no images, pixel columns missing or not numeric, non-finite
             values, values outside 0-255, or a batch that looks scaled to 0-1.
     """
+    names: list[str] | None = None  # the table's own pixel column names (image order), for messages
     if hasattr(X, "to_numpy") and hasattr(X, "columns"):
         if len(X) == 0:
             raise InputError(f"no rows to predict: mnist expects at least one row: {_EXPECTED}; got no images.")
+        names = _pixel_names(X)
         X = pixel_table(X)
     try:
         arr = np.asarray(X)
@@ -108,12 +124,16 @@ def as_images(X: Any) -> np.ndarray:
         hint = " For a single image use x.reshape(1, 784)." if arr.shape in ((N_PIXELS,), (SIDE, SIDE)) else ""
         raise InputError(f"{_EXPECTED}; got an array of shape {arr.shape}.{hint}")
     images = arr.astype(np.float32, copy=False)
+    flat = images.reshape(len(images), -1)
     if arr.dtype.kind == "f" and not np.isfinite(images).all():
-        bad = int(np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(axis=1))[0])
-        raise InputError(f"{_EXPECTED}; got NaN or infinite values (first in row {bad}).")
+        row, pixel = (int(i[0]) for i in np.nonzero(~np.isfinite(flat)))
+        raise InputError(f"mnist input row {row}, column {_pixel(names, pixel)}: got NaN or infinite "
+                         f"({flat[row, pixel]:g}); expected a grey value 0-255. {_EXPECTED}.")
     lo, hi = float(images.min()), float(images.max())
     if lo < 0 or hi > 255:
-        raise InputError(f"{_EXPECTED}; got values from {lo:g} to {hi:g}.")
+        row, pixel = (int(i[0]) for i in np.nonzero((flat < 0) | (flat > 255)))
+        raise InputError(f"mnist input row {row}, column {_pixel(names, pixel)}: got {flat[row, pixel]:g}; "
+                         f"expected a grey value 0-255 (this batch has values from {lo:g} to {hi:g}). {_EXPECTED}.")
     if 0 < hi <= 1.0:
         # Scaled images (0-1) would all look nearly black and predict one class: refuse the whole batch.
         raise InputError(

@@ -59,6 +59,10 @@ def as_frame(X: Any, where: str = "stocks input", ordered: bool = True) -> pd.Da
         frame = pd.DataFrame(list(X))
     elif isinstance(X, dict):
         frame = pd.DataFrame(X if all(np.ndim(v) for v in X.values()) else [X])
+    elif isinstance(X, list | tuple | np.ndarray) and len(X) == 0:
+        # The message every project gives for empty input (common.contract), not "got list".
+        raise InputError(f"no rows to predict: stocks expects at least one row of daily bars with columns "
+                         f"{', '.join(RAW_COLUMNS)}.")
     else:
         raise InputError(
             f"{where}: expected a DataFrame of daily bars with columns {', '.join(RAW_COLUMNS)} "
