@@ -19,6 +19,11 @@ routes, payload parsing and response format) around a thin adapter and one ASGI 
   or as soon as a chunked body passes the limit, answers ``415`` for a request with no content type, and
   strips ``stack_trace`` from (and shortens) MLflow's own error bodies, e.g. for JSON that does not parse.
 
+What this relies on in MLflow (``scoring_server.init`` taking any object with ``metadata`` and ``predict``,
+``invocations`` answering an ``MlflowException`` with its ``serialize_as_json``, the route running in a task
+and thread that inherit contextvars) is pinned by tests/test_serve.py, which runs the real server and checks
+the exact bodies; a change in MLflow fails those tests rather than the clean answers silently.
+
 Plain ``mlflow models serve -m models:/<project>@champion`` keeps working; it answers with MLflow's generic
 error bodies, has no body limit and refuses CSV for our signatures.
 """
