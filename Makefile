@@ -17,7 +17,7 @@ PORT ?= 5001
 
 .DEFAULT_GOAL := help
 .PHONY: help venv all test test-fast lint format clean ui ui-check serve report bench load-time \
-        house-prices spam sentiment stocks recommender churn mnist server server-stop server-status bench-store doctor
+        house-prices spam sentiment stocks recommender churn mnist server server-stop server-status bench-store doctor tune
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ load-time: venv ## time a new process loading each champion and predicting one r
 
 doctor: venv ## find runs and versions left by killed trainings (ARGS=--repair fixes them)
 	$(MLP) doctor $(ARGS)
+
+tune: venv ## tune PROJECT with Optuna, then train the best parameters (ARGS="--workers 2 --trials 50")
+	$(MLP) tune $(PROJECT) $(ARGS)
 
 ui: venv ## open the MLflow UI on the same store (http://127.0.0.1:5000); with a server URI, print its address
 	@if [[ "$(MLFLOW_TRACKING_URI)" == http* ]]; then \

@@ -308,6 +308,38 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", default=None, help="folder in mirror layout to read data from")
 
     p = sub.add_parser("train", help="evaluate, fit, log and register a project's pipeline")
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``mlprojects tune <project>``: an Optuna study (W local workers), then the best parameters trained."""
+    from rich.table import Table
+
+    from common import tune
+
+    _quiet_mlflow_registry()  # tune registers the trained best parameters, as train does
+    config = tune.TuneConfig(project=args.project, trials=args.trials, timeout=args.timeout or None,
+                             workers=args.workers, storage=args.storage, study=args.study, sample=args.sample,
+                             fixed=_params(args.param), data_dir=args.data_dir, train=not args.no_train)
+    result = tune.tune(config)
+    table = Table(title=f"{result.project}: study {result.study} ({result.storage})")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("trials", ", ".join(f"{v} {k}" for k, v in result.counts.items()) or "none")
+    table.add_row("wall time", f"{result.wall_s:.0f} s")
+    table.add_row(f"inner tuning score ({result.metric}, best of the study)", _fmt(result.inner_score))
+    if result.champion_before is not None:
+        table.add_row(f"champion before ({result.metric})", _fmt(result.champion_before))
+    if result.protocol_score is not None:
+        table.add_row(f"best parameters, unchanged protocol ({result.metric})", _fmt(result.protocol_score))
+        table.add_row("champion now", "yes" if result.promoted else "no (did not beat the champion)")
+    console.print(table)
+    if result.best_params:
+        console.print("best parameters: " + " ".join(f"{k}={v}" for k, v in sorted(result.best_params.items())),
+                      highlight=False, soft_wrap=True)
+    if result.interrupted:
+        console.print("[yellow]interrupted[/]: finished trials are kept; run the same command to resume.")
+        return 130
+    return 0
+
+
     common_run_args(p)
     p.add_argument("--promote", action="store_true", help="make the new version @champion regardless of score")
     p.add_argument("--all-variants", action="store_true", help="train every variant the project declares")
@@ -451,5 +483,22 @@ def _entry() -> None:  # pragma: no cover
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
+
+    p = sub.add_parser("tune", help="tune a project with Optuna (workers share one study), then train the best")
+    common_run_args(p)
+    p.add_argument("--trials", type=positive_int, default=50, metavar="N",
+                   help="the study ends at N finished trials; a re-run resumes it (default 50)")
+    p.add_argument("--timeout", type=float, default=1800.0, metavar="S",
+                   help="seconds each worker optimises at most (default 1800; 0 = no limit)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="W",
+                   help="worker processes here, each with its share of the cores (default 1)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna storage shared by the workers (default sqlite optuna.db beside the MLflow store; "
+                        "postgresql+psycopg://... or 'team' (the team stack's PostgreSQL) lets other machines join)")
+    p.add_argument("--study", default=None, metavar="NAME",
+                   help="study name (default: the project, plus --param and --sample values)")
+    p.add_argument("--no-train", action="store_true",
+                   help="only search (a worker joining from another machine); do not train the best parameters")
+    p.set_defaults(func=cmd_tune)
 
 __all__ = ["main", "build_parser", "InputError"]

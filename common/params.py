@@ -11,6 +11,13 @@ Numeric ranges are declared in the same annotations with ``annotated-types`` con
 ``tuple[Annotated[float, Gt(0)], ...]`` constrains every item). ``ParamSpace.resolve`` checks them, and rejects
 NaN and infinite floats, before any data is read; an infinite value is allowed only where the range says so
 (``Le(math.inf)``).
+
+Where tuning looks (``mlprojects tune``, ``common.tune``) is declared in the same annotation with a ``Search``
+marker: ``C: Annotated[float, Gt(0), Search(1e-3, 10, log=True)] = 0.03``, ``Annotated[int, Ge(1),
+Search(2, 8)]``, ``Annotated[Literal["a", "b"], Search()]`` (every choice) or ``Search(choices=(...))``.
+Keeping the search range beside the bounds, under the ``build_pipeline`` argument's own name, means there
+is no second list of names to drift, and ``from_functions`` checks every range against the declared bounds
+and choices (a search that could propose a value ``resolve`` rejects is a definition error).
 """
 
 from __future__ import annotations
@@ -37,6 +44,100 @@ Seed = Annotated[int, Interval(ge=0, lt=2**32)]
 
 
 _UNIONS = (typing.Union, types.UnionType)
+
+
+@dataclass(frozen=True)
+class Search:
+    """Where hyperparameter tuning looks for one parameter (a marker in its ``Annotated`` metadata).
+
+    Either a numeric range (``low``/``high``, both inclusive, with ``log=True`` for scale parameters and an
+    optional ``step`` for a grid) or categorical ``choices``. ``Search()`` on a ``Literal`` or ``bool``
+    parameter searches every allowed value. An ``int`` parameter's range is searched in whole numbers.
+
+    Attributes:
+        low: smallest value tried.
+        high: largest value tried.
+        log: sample uniformly in log space (regularisation strengths, learning rates).
+        step: grid step of a numeric range (None: continuous floats, or every integer).
+        choices: the values tried, for a categorical search (None with no range: every ``Literal``/bool value).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def numeric(self) -> bool:
+        """True for a ``low``..``high`` range, False for categorical choices."""
+        return self.low is not None or self.high is not None
+
+    def text(self) -> str:
+        """The search range for messages and docs, e.g. ``1e-05..0.1 (log)`` or ``one of a, b``."""
+        if self.numeric:
+            extra = " (log)" if self.log else (f" (step {_show(self.step)})" if self.step else "")
+            return f"{_show(self.low)}..{_show(self.high)}{extra}"
+        return "one of " + ", ".join(map(str, self.choices or ()))
+
+
+def _search_marker(annotation: Any) -> Search | None:
+    """The ``Search`` marker in an ``Annotated`` annotation (also inside ``Optional``/unions), else None."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        found = [m for m in get_args(annotation)[1:] if isinstance(m, Search)]
+        return found[0] if found else None
+    if origin in _UNIONS:
+        for arg in get_args(annotation):
+            inner = _search_marker(arg)
+            if inner is not None:
+                return inner
+    return None
+
+
+def _checked_search(marker: Search, key: str, default: Any, choices: tuple[Any, ...] | None,
+                    bounds: Bounds | None, owner: str) -> Search:
+    """The marker with its choices filled in, after checking it against the parameter's own declaration.
+
+    Raises:
+        ProjectDefinitionError: a range on a non-numeric parameter, ``low > high``, a log range that
+            reaches 0, an end outside the declared bounds, or a choice the parameter does not allow.
+    """
+    where = f"{owner}: the Search of '{key}'"
+    if marker.numeric:
+        if marker.choices is not None or marker.low is None or marker.high is None:
+            raise ProjectDefinitionError(f"{where} needs both low and high (or only choices).")
+        if not _number(default):
+            raise ProjectDefinitionError(f"{where} is a numeric range, but the parameter is not a number.")
+        if marker.low > marker.high:
+            raise ProjectDefinitionError(f"{where} has low > high ({marker.low} > {marker.high}).")
+        if marker.log and marker.low <= 0:
+            raise ProjectDefinitionError(f"{where} is on a log scale, so low must be > 0; got {marker.low}.")
+        if isinstance(default, int) and not (float(marker.low).is_integer() and float(marker.high).is_integer()):
+            raise ProjectDefinitionError(f"{where} must have whole-number ends for an int parameter.")
+        for end in (marker.low, marker.high):
+            problem = violation(end, bounds)
+            if problem is not None:
+                raise ProjectDefinitionError(f"{where}: the end {end!r} {problem} (the parameter's own range).")
+        return marker
+    if marker.choices is not None:
+        tried = tuple(marker.choices)
+    elif choices:
+        tried = tuple(choices)
+    elif isinstance(default, bool):
+        tried = (True, False)
+    else:
+        raise ProjectDefinitionError(f"{where} has no range and no choices; give Search(low, high) or "
+                                     "Search(choices=(...)) (a bare Search() is for Literal and bool parameters).")
+    if not tried:
+        raise ProjectDefinitionError(f"{where} has no choices.")
+    for value in tried:
+        if choices and value not in choices:
+            raise ProjectDefinitionError(f"{where}: {value!r} is not one of the allowed {', '.join(map(str, choices))}.")
+        problem = violation(value, bounds)
+        if problem is not None:
+            raise ProjectDefinitionError(f"{where}: the choice {value!r} {problem}.")
+    return Search(choices=tried)
 
 
 def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
@@ -191,6 +292,7 @@ class ParamSpace:
         choices: allowed values per parameter (from ``Literal`` annotations).
         groups: argument name -> the dataclass default it is rebuilt from.
         bounds: numeric range per parameter (from ``annotated-types`` constraints in ``Annotated``).
+        search: where tuning looks, per parameter that declares a ``Search`` marker (choices filled in).
     """
 
     pipeline: Mapping[str, Any]
@@ -198,6 +300,7 @@ class ParamSpace:
     choices: Mapping[str, tuple[Any, ...]]
     groups: Mapping[str, Any]
     bounds: Mapping[str, Bounds] = field(default_factory=dict)
+    search: Mapping[str, Search] = field(default_factory=dict)
 
     @classmethod
     def from_functions(cls, build: Callable[..., Any], load: Callable[..., Any] | None = None) -> ParamSpace:
@@ -205,13 +308,15 @@ class ParamSpace:
 
         Raises:
             ParameterError: a name is an argument of both functions.
-            ProjectDefinitionError: a default is outside its own declared range (or not finite), or an
-                annotation uses an unsupported constraint; the message names the function.
+            ProjectDefinitionError: a default is outside its own declared range (or not finite), an
+                annotation uses an unsupported constraint, or a ``Search`` range does not fit the
+                parameter's declaration; the message names the function.
         """
         pipeline: dict[str, Any] = {}
         choices: dict[str, tuple[Any, ...]] = {}
         groups: dict[str, Any] = {}
         bounds: dict[str, Bounds] = {}
+        markers: dict[str, Search] = {}
         where: dict[str, str] = {}  # key -> the function or dataclass that declares it, for error messages
 
         def declare(target: dict[str, Any], key: str, default: Any, annotation: Any, owner: str) -> None:
@@ -223,6 +328,9 @@ class ParamSpace:
             found = _bounds(annotation, f"{owner}: parameter '{key}'")
             if found is not None:
                 bounds[key] = found
+            marker = _search_marker(annotation)
+            if marker is not None:
+                markers[key] = marker
 
         hints = _hints(build)
         build_name = _qualname(build)
@@ -253,7 +361,9 @@ class ParamSpace:
             problem = violation(default, bounds.get(key))
             if problem is not None:  # a project bug, not a user error: name where it is declared
                 raise ProjectDefinitionError(f"{where[key]}: the default of '{key}' {problem}.")
-        return cls(pipeline, data, choices, groups, bounds)
+        search = {key: _checked_search(marker, key, {**pipeline, **data}[key], choices.get(key), bounds.get(key),
+                                       where[key]) for key, marker in markers.items()}
+        return cls(pipeline, data, choices, groups, bounds, search)
 
     def range_text(self, key: str) -> str | None:
         """What ``key`` accepts, for help and listings (``> 0``, ``one of a, b``), or None when unrestricted."""

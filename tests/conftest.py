@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,23 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLPROJECTS_DATA_DIR", raising=False)
     # Tests never reach the network; the download tests re-enable downloads against a local server.
     monkeypatch.setenv("MLPROJECTS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_stack() -> Iterator[Any]:
+    """A running team stack (``common.server.Stack``) in a temporary state folder for the whole session;
+    stopped and removed at the end. Tests using it belong to the xdist group "server" (see test_server.py)."""
+    from common import server
+    from tests.test_server import _postgres_or_skip, _remove, _state_dir
+
+    _postgres_or_skip()
+    state = _state_dir("server")
+    try:
+        stack = server.start(state, timeout=180)
+        assert stack.running and stack.uri
+        yield stack
+    finally:
+        _remove(state)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,17 +44,7 @@ def _remove(state: Path) -> None:
         shutil.rmtree(state, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server_stack() -> Iterator[server.Stack]:
-    """A running stack in a temporary state folder for the whole session; stopped and removed at the end."""
-    _postgres_or_skip()
-    state = _state_dir("server")
-    try:
-        stack = server.start(state, timeout=180)
-        assert stack.running and stack.uri
-        yield stack
-    finally:
-        _remove(state)
+# ``mlflow_server_stack`` (one stack for the session) is in conftest.py: tests/test_tune.py uses it too.
 
 
 @pytest.fixture(scope="session")

@@ -61,6 +61,7 @@ from threadpoolctl import threadpool_limits
 
 from common.contract import ValidateInput
 from common.errors import DataError, ParameterError
+from common.params import Search
 from projects.churn.contract import CONTRACT
 from projects.churn.features import ChurnFeatures
 
@@ -465,12 +466,15 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------------------------------- builders
-def build_pipeline(model: Literal["auto", "lr", "gb", "blend"] = "auto", C: Annotated[float, Gt(0)] = 0.03,
-                   spline_knots: Annotated[int, Ge(2)] = 7, gb_iter: Annotated[int, Ge(1)] = 80,
-                   gb_learning_rate: Annotated[float, Interval(gt=0, le=1)] = 0.1,
-                   gb_depth: Annotated[int, Ge(1)] = 2, gb_min_leaf: Annotated[int, Ge(1)] = 50,
-                   blend_weight: Annotated[float, Interval(ge=0, le=1)] = 0.6,
-                   class_weight: Literal["none", "balanced"] = "none",
+def build_pipeline(model: Literal["auto", "lr", "gb", "blend"] = "auto",
+                   C: Annotated[float, Gt(0), Search(1e-3, 1.0, log=True)] = 0.03,
+                   spline_knots: Annotated[int, Ge(2), Search(4, 12)] = 7,
+                   gb_iter: Annotated[int, Ge(1), Search(40, 400, log=True)] = 80,
+                   gb_learning_rate: Annotated[float, Interval(gt=0, le=1), Search(0.02, 0.3, log=True)] = 0.1,
+                   gb_depth: Annotated[int, Ge(1), Search(1, 5)] = 2,
+                   gb_min_leaf: Annotated[int, Ge(1), Search(10, 200, log=True)] = 50,
+                   blend_weight: Annotated[float, Interval(ge=0, le=1), Search(0.0, 1.0)] = 0.6,
+                   class_weight: Annotated[Literal["none", "balanced"], Search()] = "none",
                    calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid",
                    objective: Literal["f1", "profit"] = "f1", offer_cost: Annotated[float, Ge(0)] = 50.0,
                    churn_loss: Annotated[float, Ge(0)] = 500.0,

@@ -36,6 +36,7 @@ from xgboost import XGBRegressor
 from common.contract import ValidateInput
 from common.errors import ParameterError
 from common.kernels import compile_rbf, resolve_gamma
+from common.params import Search
 from projects.house_prices.contract import CONTRACT
 from projects.house_prices.features import (
     NEIGHBORHOOD_COLUMNS,
@@ -191,10 +192,11 @@ def _gbm(n_iter: int, seed: int = 0) -> Pipeline:
 
 
 def build_pipeline(model: Literal["blend", "linear", "svr", "gbm"] = "blend",
-                   linear_alpha: Annotated[float, Gt(0)] = 3e-4, svr_c: Annotated[float, Gt(0)] = 20.0,
-                   gbm_iter: Annotated[int, Ge(1)] = 1500,
-                   clip_quantile: Annotated[float, Interval(ge=0, lt=0.5)] = 0.005,
-                   outlier_threshold: Annotated[float, Gt(0), Le(math.inf)] = 3.5) -> TransformedTargetRegressor:
+                   linear_alpha: Annotated[float, Gt(0), Search(5e-5, 3e-3, log=True)] = 1.7e-3,
+                   svr_c: Annotated[float, Gt(0), Search(2.0, 100.0, log=True)] = 72.0,
+                   gbm_iter: Annotated[int, Ge(1), Search(500, 3000, log=True)] = 1770,
+                   clip_quantile: Annotated[float, Interval(ge=0, lt=0.5), Search(0.0, 0.02)] = 0.0115,
+                   outlier_threshold: Annotated[float, Gt(0), Le(math.inf), Search(2.5, 8.0)] = 7.2) -> TransformedTargetRegressor:
     """An unfitted pipeline from raw Kaggle columns to SalePrice (learned in log space).
 
     Args:

@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from common.errors import ParameterError
 from common.kernels import compile_rbf, resolve_gamma
-from common.params import Seed
+from common.params import Search, Seed
 from projects.mnist.cnn import KerasCNN, tensorflow_available
 from projects.mnist.features import N_PIXELS, SIDE, Deskew, PixelScaler, shift
 
@@ -233,8 +233,8 @@ class XGBoostParams:
     """
 
     n_estimators: Annotated[int, Ge(1)] = 1000
-    learning_rate: Annotated[float, Interval(gt=0, le=1)] = 0.3
-    max_depth: Annotated[int, Ge(1)] = 6
+    learning_rate: Annotated[float, Interval(gt=0, le=1), Search(0.05, 0.5, log=True)] = 0.3
+    max_depth: Annotated[int, Ge(1), Search(3, 10)] = 6
     device: Literal["cpu", "cuda"] = "cpu"
     threads: Annotated[int, Ge(0)] = 0
 
@@ -249,9 +249,9 @@ class ClassicalParams:
         shifts: shifted copies per support vector (0, 4 or 8).
     """
 
-    n_components: Annotated[int, Ge(1)] = 50
-    C: Annotated[float, Gt(0)] = 5.0
-    shifts: Literal[0, 4, 8] = 4
+    n_components: Annotated[int, Ge(1), Search(30, 90)] = 50
+    C: Annotated[float, Gt(0), Search(1.0, 30.0, log=True)] = 5.0
+    shifts: Annotated[Literal[0, 4, 8], Search()] = 4
 
 
 @dataclass(frozen=True)
@@ -263,8 +263,8 @@ class CNNParams:
         batch_size: images per step (>= 1).
     """
 
-    epochs: Annotated[int, Ge(1)] = 3
-    batch_size: Annotated[int, Ge(1)] = 128
+    epochs: Annotated[int, Ge(1), Search(2, 12)] = 3
+    batch_size: Annotated[int, Ge(1), Search(choices=(64, 128, 256))] = 128
 
 
 def build_pipeline(model: Literal["xgboost", "classical", "cnn"] = "classical", deskew: bool = True, seed: Seed = 0,

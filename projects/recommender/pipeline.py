@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from annotated_types import Ge, Interval
 
-from common.params import Seed
+from common.params import Search, Seed
 from projects.recommender.baselines import reference_recommenders
 from projects.recommender.features import build_content_features
 from projects.recommender.model import MovieRecommender
@@ -22,22 +22,22 @@ from projects.recommender.model import MovieRecommender
 def build_pipeline(
     mode: Literal["hybrid", "content"] = "hybrid",
     n_recommendations: Annotated[int, Ge(1)] = 10,
-    text_weight: Annotated[float, Ge(0)] = 1.0,
-    title_weight: Annotated[float, Ge(0)] = 0.5,
-    genre_weight: Annotated[float, Ge(0)] = 0.3,
-    keyword_weight: Annotated[float, Ge(0)] = 0.5,
-    era_weight: Annotated[float, Ge(0)] = 0.3,
+    text_weight: Annotated[float, Ge(0), Search(0.0, 2.0)] = 1.0,
+    title_weight: Annotated[float, Ge(0), Search(0.0, 1.0)] = 0.5,
+    genre_weight: Annotated[float, Ge(0), Search(0.0, 1.0)] = 0.3,
+    keyword_weight: Annotated[float, Ge(0), Search(0.0, 1.0)] = 0.5,
+    era_weight: Annotated[float, Ge(0), Search(0.0, 1.0)] = 0.3,
     svd_components: Annotated[int, Ge(0)] = 0,
-    min_df: Annotated[int, Ge(1)] = 2,
-    recency: Annotated[float, Ge(0)] = 5.0,
-    prior_quantile: Annotated[float, Interval(ge=0, le=1)] = 0.9,
+    min_df: Annotated[int, Ge(1), Search(1, 5)] = 2,
+    recency: Annotated[float, Ge(0), Search(0.0, 20.0)] = 5.0,
+    prior_quantile: Annotated[float, Interval(ge=0, le=1), Search(0.5, 0.98)] = 0.9,
     content_weight: Annotated[float, Ge(0)] = 0.3,
     quality_weight: Annotated[float, Ge(0)] = 0.2,
     cf_weight: Annotated[float, Ge(0)] = 0.5,
     tune: bool = True,
     tune_step: Annotated[float, Interval(gt=0, le=1)] = 0.1,
-    cf_signal: Literal["liked", "rated", "centered"] = "liked",
-    neighbors: Annotated[int, Ge(0)] = 0,
+    cf_signal: Annotated[Literal["liked", "rated", "centered"], Search()] = "liked",
+    neighbors: Annotated[int, Ge(0), Search(choices=(0, 20, 50, 100))] = 0,
     seed: Seed = 0,
 ) -> MovieRecommender:
     """An unfitted recommender (see ``MovieRecommender`` for the blend and tuning parameters).

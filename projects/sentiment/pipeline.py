@@ -19,6 +19,7 @@ from sklearn.svm import LinearSVC
 
 from common.contract import ValidateInput
 from common.errors import ParameterError
+from common.params import Search
 from common.text import CharWbCounts, TextInput
 from common.text import signature_example as _text_signature
 from projects.sentiment.contract import CONTRACT
@@ -28,14 +29,14 @@ MODELS = ("svc", "calibrated_svc", "logreg")
 
 
 def build_pipeline(
-    model: Literal["svc", "calibrated_svc", "logreg"] = "svc",
-    C: Annotated[float, Gt(0)] = 0.1,
-    class_weight: Literal["balanced", "none"] = "balanced",
-    word_ngrams: Annotated[int, Ge(1)] = 3,
-    char_ngrams: Annotated[int, Ge(3)] = 5,
-    min_df: Annotated[int, Ge(1)] = 2,
-    negation: bool = True,
-    lexicon: bool = True,
+    model: Annotated[Literal["svc", "calibrated_svc", "logreg"], Search(choices=("svc", "logreg"))] = "svc",
+    C: Annotated[float, Gt(0), Search(0.01, 3.0, log=True)] = 0.1,
+    class_weight: Annotated[Literal["balanced", "none"], Search()] = "balanced",
+    word_ngrams: Annotated[int, Ge(1), Search(1, 3)] = 3,
+    char_ngrams: Annotated[int, Ge(3), Search(4, 6)] = 5,
+    min_df: Annotated[int, Ge(1), Search(1, 3)] = 2,
+    negation: Annotated[bool, Search()] = True,
+    lexicon: Annotated[bool, Search()] = True,
     max_chars: Annotated[int, Ge(1)] = 2_000,
 ) -> Pipeline:
     """An unfitted sentiment pipeline from raw tweets.

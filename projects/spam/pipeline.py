@@ -14,6 +14,7 @@ from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from common.contract import ValidateInput
+from common.params import Search
 from common.text import CharWbCounts, TextInput
 from common.text import signature_example as _text_signature
 from projects.spam.contract import CONTRACT
@@ -26,8 +27,8 @@ WORD_PATTERN = r"(?u)\b\w+\b|[£$€!]"
 def build_pipeline(
     candidates: tuple[str, ...] = ("svc:0.3", "svc:1", "svc:3", "logreg:10", "logreg:30"),
     max_ham_blocked: Annotated[float, Interval(ge=0, le=1)] = 0.001,
-    word_ngrams: Annotated[int, Ge(1)] = 2,
-    char_ngrams: Annotated[int, Ge(0)] = 5,
+    word_ngrams: Annotated[int, Ge(1), Search(1, 3)] = 2,
+    char_ngrams: Annotated[int, Ge(0), Search(choices=(0, 4, 5, 6))] = 5,
     inner_cv: Annotated[int, Ge(2)] = 5,
     max_chars: Annotated[int, Ge(1)] = 20_000,
 ) -> Pipeline:

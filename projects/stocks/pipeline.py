@@ -26,6 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from common.params import Search
 from projects.stocks.features import BASE, BarFeatures, SameDayBars, as_frame
 
 # Rows left out between the inner training and validation parts (one trading week), as in the outer split.
@@ -188,9 +189,10 @@ def _hgb(n_iter: int, seed: int = 0) -> Any:
     )
 
 
-def build_pipeline(model: Literal["ridge", "hgb", "seed"] = "ridge",
+def build_pipeline(model: Annotated[Literal["ridge", "hgb", "seed"], Search(choices=("ridge", "hgb"))] = "ridge",
                    alphas: tuple[Annotated[float, Gt(0)], ...] = (1e1, 1e2, 1e3, 1e4, 1e5, 1e6),
-                   inner_folds: Annotated[int, Ge(2)] = 5, hgb_iter: Annotated[int, Ge(1)] = 150,
+                   inner_folds: Annotated[int, Ge(2), Search(3, 8)] = 5,
+                   hgb_iter: Annotated[int, Ge(1), Search(30, 400, log=True)] = 150,
                    cost_bps: Annotated[float, Ge(0)] = 5.0) -> Pipeline:
     """An unfitted pipeline from raw daily bars to each day's next-day Close.
 
