@@ -26,22 +26,29 @@ USER_GROUPS = 5
 
 
 def recommender_tune_data(project: Project, ds: Dataset) -> TuneData:
-    """Validation users' NDCG@10 with the model fitted on ratings before their validation periods."""
+    """Validation users' NDCG@10 with the model fitted on ratings before their validation periods.
+
+    Both reported protocols' test data are removed first: every rating from the global cutoff T on (the
+    primary, time-split protocol) and every per-user test period (the secondary protocol). Inside what is
+    left, each user's last 20% of likes (``user_splits``) is the validation period, the way the model's own
+    blend search carves its validation users (``tune_split="per_user"``), and scored with the same exclusion
+    of already-rated films as the protocol.
+    """
     from common.tune import FOLD_SEED_OFFSET, TuneData
     from projects.recommender import protocol
-    from projects.recommender.evaluate import LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, K
+    from projects.recommender.evaluate import LIKE_THRESHOLD, MIN_HISTORY, MIN_LIKED, TEST_FRACTION, K
 
     catalogue, ratings = ds.X, ds.extras.get("ratings")
     if ratings is None or len(ratings) == 0:
         raise DataError("Tuning the recommender needs MovieLens ratings; load it with with_ratings=True.")
     id_pos = {int(i): p for p, i in enumerate(catalogue["id"].to_numpy())}
-    outer = protocol.user_splits(ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
-    before_test = protocol.training_ratings(ratings, outer)  # the test periods are gone from here on
+    before_test = protocol.tuning_ratings(ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY)
     inner = protocol.user_splits(before_test, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
     if not inner:
-        raise DataError(f"No user has {MIN_LIKED} liked films before their test period: nothing to tune on.")
+        raise DataError(f"No user has {MIN_LIKED} liked films before the test data: nothing to tune on.")
     fit_ratings = protocol.training_ratings(before_test, inner)
     histories = [s.history for s in inner]
+    excludes = [s.exclude for s in inner]
     n_items = len(catalogue)
     targets = protocol.target_matrix(inner, n_items)
     rng = np.random.default_rng(project.spec.split.seed + FOLD_SEED_OFFSET)
@@ -49,11 +56,11 @@ def recommender_tune_data(project: Project, ds: Dataset) -> TuneData:
 
     def score(params: Mapping[str, Any], report: Callable[[int, float], None]) -> float:
         model = project.build(params).fit(catalogue, ratings=fit_ratings)
-        recs, _ = model.recommend_positions(histories, K)
+        recs, _ = model.recommend_positions(histories, K, excludes)
         for i, g in enumerate(groups):
             m = protocol.ranking_metrics(recs[g], [inner[j] for j in g], n_items, K, targets[g])
             report(i, m[f"ndcg_at_{K}"])
         return float(protocol.ranking_metrics(recs, inner, n_items, K, targets)[f"ndcg_at_{K}"])
 
-    return TuneData(f"NDCG@{K} of {len(inner)} users' validation periods (before their test periods), "
-                    f"fitted on {len(fit_ratings):,} ratings", len(groups), score, rows=fit_ratings.index)
+    return TuneData(f"NDCG@{K} of {len(inner)} users' validation periods (before every test period of both "
+                    f"protocols), fitted on {len(fit_ratings):,} ratings", len(groups), score, rows=fit_ratings.index)

@@ -248,7 +248,9 @@ def test_recommender_any_title_is_answered_and_long_titles_are_refused(store: st
     @given(st.lists(st.sampled_from(catalogue), min_size=1, max_size=3), st.data())
     def bad(titles: list[str], data: Any) -> None:
         row = data.draw(st.integers(0, len(titles)))
-        value = data.draw(st.one_of(st.just("y" * 501), st.none(), st.integers()))
+        # Integers are TMDB ids (accepted); a missing title, a fraction or a flag is refused.
+        value = data.draw(st.one_of(st.just("y" * 501), st.none(), st.just(float("nan")), st.booleans(),
+                                    st.floats(0.1, 0.9)))
         _rejects(model, titles[:row] + [value] + titles[row:], f"row {row}")
 
     good()

@@ -90,16 +90,19 @@ def test_tuning_reads_only_the_training_part_with_other_folds(name: str) -> None
 
 def test_recommender_tunes_on_validation_periods_before_the_test_periods() -> None:
     from projects.recommender import protocol
-    from projects.recommender.evaluate import LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION
+    from projects.recommender.evaluate import LIKE_THRESHOLD, MIN_HISTORY, MIN_LIKED, TEST_FRACTION
 
     project = registry.get("recommender")
     ds = project.generate()
     ratings = ds.extras["ratings"]
     catalogue_pos = {int(i): p for p, i in enumerate(ds.X["id"])}
-    outer = protocol.user_splits(ratings, catalogue_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
-    allowed = protocol.training_ratings(ratings, outer).index
+    # Neither protocol's test data: nothing from the global cutoff T on, no per-user test period.
+    primary = protocol.time_splits(ratings, catalogue_pos, LIKE_THRESHOLD, MIN_HISTORY, TEST_FRACTION)
+    secondary = protocol.per_user_protocol(ratings, catalogue_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
+    allowed = set(primary.train.index) & set(secondary.train.index)
     data = tune.tune_data(project, ds)
-    assert len(data.rows) and set(data.rows) <= set(allowed), "a test-period rating reached the tuning fit"
+    assert len(data.rows) and set(data.rows) <= allowed, "a test-period rating reached the tuning fit"
+    assert ratings.loc[list(data.rows), "timestamp"].max() < primary.cutoff
     assert len(data.rows) < len(allowed)  # the validation periods are held out of the fit as well
     seen: list[float] = []
     data.score(project.resolve_params({"tune_step": 0.25})[0], lambda i, v: seen.append(v))

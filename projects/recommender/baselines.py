@@ -1,8 +1,11 @@
 """Reference recommenders scored beside the model under the same protocol.
 
-Each has ``fit(catalogue, ratings=None)`` and ``recommend_positions(histories, k)`` like the model: random,
-most-voted (TMDB vote count), vote-weighted rating (IMDb formula) and the seed tutorial's method (TF-IDF of
-title + overview + tagline, ranked by summed cosine similarity to the user's liked films).
+Each has ``fit(catalogue, ratings=None)`` and ``recommend_positions(histories, k, exclude)`` like the model:
+random, most-voted (TMDB vote count), vote-weighted rating (IMDb formula) and the seed tutorial's method
+(TF-IDF of title + overview + tagline, ranked by summed cosine similarity to the user's liked films). The
+collaborative anchors learned from training ratings (in-protocol popularity, ItemKNN, EASE) are in
+``collab.py``. Note that TMDB's vote counts date from 2017, after most MovieLens ratings: the two TMDB
+popularity baselines see "future" popularity, which in-protocol popularity does not.
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ class _Ranker:
         self.n_items_ = len(catalogue)
         return self
 
-    def recommend_positions(self, histories: list[np.ndarray], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` catalogue positions and scores per history, excluding the history itself."""
+    def recommend_positions(self, histories: list[np.ndarray], k: int = 10,
+                            exclude: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` catalogue positions and scores per history, excluding ``exclude`` (default: the history)."""
         check_is_fitted(self, "score_")
         scores = np.tile(self.score_, (len(histories), 1))
-        pos = protocol.top_k(scores, k, histories)
+        pos = protocol.top_k(scores, k, histories if exclude is None else exclude)
         return pos, np.take_along_axis(scores, pos, axis=1)
 
 
@@ -54,12 +58,13 @@ class RandomRecommender(CatalogueInput, _Ranker, BaseEstimator):
     def _scores(self, catalogue: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(catalogue))
 
-    def recommend_positions(self, histories: list[np.ndarray], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """``k`` random films per history (reproducible from ``seed``), excluding the history itself."""
+    def recommend_positions(self, histories: list[np.ndarray], k: int = 10,
+                            exclude: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``k`` random films per history (reproducible from ``seed``), excluding ``exclude`` (default: the history)."""
         check_is_fitted(self, "n_items_")
         rng = np.random.default_rng(self.seed)
         scores = rng.random((len(histories), self.n_items_))
-        pos = protocol.top_k(scores, k, histories)
+        pos = protocol.top_k(scores, k, histories if exclude is None else exclude)
         return pos, np.take_along_axis(scores, pos, axis=1)
 
 
@@ -102,15 +107,17 @@ class SeedTfidf(CatalogueInput, BaseEstimator):
         self.n_items_ = len(catalogue)
         return self
 
-    def recommend_positions(self, histories: list[np.ndarray], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` positions by summed cosine similarity to each history, excluding the history itself."""
+    def recommend_positions(self, histories: list[np.ndarray], k: int = 10,
+                            exclude: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` positions by summed cosine similarity to each history, excluding ``exclude`` (default: it)."""
         check_is_fitted(self, "matrix_")
         out_pos, out_scores = [], []
+        exclude = histories if exclude is None else exclude
         for start in range(0, len(histories), 256):
             chunk = histories[start:start + 256]
             profile = np.vstack([np.asarray(self.matrix_[h].sum(axis=0)) for h in chunk])
             scores = np.asarray(self.matrix_ @ profile.T).T
-            pos = protocol.top_k(scores, k, chunk)
+            pos = protocol.top_k(scores, k, exclude[start:start + 256])
             out_pos.append(pos)
             out_scores.append(np.take_along_axis(scores, pos, axis=1))
         return np.vstack(out_pos), np.vstack(out_scores)

@@ -1,8 +1,10 @@
 """Recommender benchmark: fit time, memory and query latency on TMDB 5000, and a scaling run to 1M films.
 
 ``mlprojects bench recommender`` measures the real catalogue (fit, peak RSS, single-title query latency,
-model size, the dense N x N matrix it avoids) and then a scaling series on generated catalogues. Each
-scaling size runs in a fresh subprocess, so its peak memory is its own. Choose the sizes with
+model size, the dense N x N matrix it avoids) and then a scaling series on generated catalogues, exact
+search beside the approximate index (``ann.py``: build time, peak RSS, query latency, recall@10 of the
+approximate top 10 against the exact one). Each scaling size runs in a fresh subprocess, so its peak
+memory is its own. Choose the sizes with
 ``RECOMMENDER_BENCH_SIZES=10000,100000`` (default 10k, 100k and 1M; empty skips the series), or run the
 series alone: ``python -m projects.recommender.bench --sizes 10000,100000,1000000 --markdown scaling.md``.
 """
@@ -119,7 +121,7 @@ def bench(ctx: Context) -> dict[str, Any]:
             for key, value in row.items():
                 if key != "n" and isinstance(value, int | float):
                     out[f"scale_{row['n']}_{key}"] = value
-        table = scaling_markdown(rows)
+        table = scaling_markdown(rows) + "\n\n" + ann_markdown(rows)
         ctx.artifact("scaling.md").write_text(table + "\n")
         log.info("scaling benchmark:\n%s", table)
     return out
@@ -134,33 +136,79 @@ def sizes_from_env() -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------- scaling
-def measure_one(n: int, seed: int = 0, repeats: int = 50) -> dict[str, Any]:
-    """Fit the content recommender on a generated catalogue of ``n`` films and measure it (run in a fresh process)."""
+def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each exact top-k row found in the approximate row."""
+    k = exact.shape[1]
+    return float(np.mean([len(set(a[a >= 0]) & set(e[e >= 0])) / k for a, e in zip(approx, exact, strict=True)]))
+
+
+def measure_ann(model: Any, repeats: int = 50, recall_queries: int = 500, seed: int = 0) -> dict[str, Any]:
+    """Build the approximate index on a fitted content model and measure it against exact search.
+
+    The numba compilation of pynndescent is paid once per process; it is timed apart (a build on 2,000
+    random vectors) so ``ann_build_seconds`` is the build itself.
+    """
+    from scipy import sparse
+
+    from projects.recommender.ann import ContentIndex
+
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, model.n_items_, min(recall_queries, model.n_items_))
+    # Small batches: a batch of exact queries holds a (batch x N) score matrix.
+    exact = np.vstack([model.recommend_positions([np.array([p]) for p in picks[i:i + 16]], 10)[0]
+                       for i in range(0, len(picks), 16)])
+    warm = timed(lambda: ContentIndex(n_neighbors=10).fit(sparse.random(2000, 50, density=0.1, format="csr",
+                                                                          random_state=seed, dtype=np.float32)))
+    before = current_rss_mb()
+    build = timed(lambda: ContentIndex(n_neighbors=max(20, model.n_recommendations + 1)).fit(model.item_vectors_))
+    model.ann_index_ = build.result
+    approx, _ = model.recommend_positions([np.array([p]) for p in picks], 10)
+    lat = query_latency(model, repeats=repeats, seed=seed + 1)
+    return {
+        "ann_jit_seconds": warm.wall_s,
+        "ann_build_seconds": build.wall_s,
+        "ann_build_cpu_seconds": build.cpu_s,
+        "ann_peak_rss_mb": peak_rss_mb(),
+        "ann_index_mb": build.result.graph_.nbytes / 2**20,
+        "ann_extra_rss_mb": current_rss_mb() - before,
+        "ann_recall_at_10": recall_at_k(approx, exact),
+        **{f"ann_{k}": v for k, v in lat.items() if k.startswith(("query", "recommend_title"))},
+    }
+
+
+def measure_one(n: int, seed: int = 0, repeats: int = 50, ann: bool = True) -> dict[str, Any]:
+    """Fit the content recommender on a generated catalogue of ``n`` films and measure it (run in a fresh process).
+
+    Exact search first (``ann="exact"``), then, with ``ann``, the approximate index on the same model.
+    """
     from projects.recommender import synthetic
     from projects.recommender.pipeline import build_pipeline
 
     gen = timed(lambda: synthetic.catalogue(n, seed=seed))
     cat, gen_s = gen.result, gen.wall_s
     rss_data = current_rss_mb()
-    fit = timed(partial(build_pipeline(mode="content").fit, cat))
+    fit = timed(partial(build_pipeline(mode="content", ann="exact").fit, cat))
     model = fit.result
     rss_fit_peak = peak_rss_mb()
     del cat, gen  # the generated catalogue is not part of the model: free it before the queries
     lat = query_latency(model, repeats=repeats, seed=seed)
     index = model.title_index_
+    exact_peak = max(rss_fit_peak, peak_rss_mb())
+    extra = measure_ann(model, repeats=repeats, seed=seed) if ann else {}
     return {
         "n": n,
         "generate_seconds": gen_s,
         "fit_seconds": fit.wall_s,
         "fit_cpu_seconds": fit.cpu_s,
         "rss_data_mb": rss_data,
-        "peak_rss_mb": max(rss_fit_peak, peak_rss_mb()),
+        "peak_rss_mb": exact_peak,
         "fit_extra_rss_mb": rss_fit_peak - rss_data,
         "item_matrix_mb": matrix_mb(model.item_vectors_),
         "item_nnz": int(getattr(model.item_vectors_, "nnz", np.asarray(model.item_vectors_).size)),
         "title_index_mb": matrix_mb(index.grams_) + sum(len(k) for k in index.keys_) / 2**20,
         "dense_nxn_float32_gb": n * n * 4 / 2**30,
         **lat,
+        **extra,
     }
 
 
@@ -176,6 +224,26 @@ def scaling(sizes: Sequence[int], timeout: float = 3600) -> list[dict[str, Any]]
             continue
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return rows
+
+
+def ann_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """Exact search beside the approximate index, as a Markdown table (rows measured with the index)."""
+    head = ("| films | exact: fit (s) | exact: query p50 / CPU p50 / p95 (ms) | exact: peak RSS (MiB) "
+            "| approximate: build (s) | approximate: peak RSS (MiB) | graph (MiB) "
+            "| approximate: query p50 / CPU p50 / p95 (ms) | approximate: by title p50 (ms) | recall@10 |")
+    lines = [head, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "ann_recall_at_10" not in r:
+            continue
+        lines.append(
+            f"| {r['n']:,} | {r['fit_seconds']:.1f} "
+            f"| {r['query_p50_ms']:.2f} / {r['query_cpu_p50_ms']:.2f} / {r['query_p95_ms']:.2f} "
+            f"| {r['peak_rss_mb']:,.0f} | {r['ann_build_seconds']:.1f} | {r['ann_peak_rss_mb']:,.0f} "
+            f"| {r['ann_index_mb']:,.0f} "
+            f"| {r['ann_query_p50_ms']:.2f} / {r['ann_query_cpu_p50_ms']:.2f} / {r['ann_query_p95_ms']:.2f} "
+            f"| {r['ann_recommend_title_p50_ms']:.2f} | {r['ann_recall_at_10']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def scaling_markdown(rows: Sequence[dict[str, Any]]) -> str:
@@ -208,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = scaling([int(float(s)) for s in args.sizes.split(",") if s])
-    table = scaling_markdown(rows)
+    table = scaling_markdown(rows) + "\n\n" + ann_markdown(rows)
     if args.markdown:
         with open(args.markdown, "w") as fh:
             fh.write(table + "\n")

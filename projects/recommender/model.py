@@ -1,4 +1,4 @@
-"""The recommender estimator: content vectors, a quality prior and item-item collaborative filtering, blended.
+"""The recommender estimator: content vectors, a quality prior, popularity and a collaborative model, blended.
 
 Nothing here is ever N x N. Items are rows of a content matrix (sparse TF-IDF, or dense LSA vectors) with
 unit length, so the cosine similarity of a query to every item is one matrix-vector product (O(N)), and
@@ -23,13 +23,21 @@ from sklearn.utils.validation import check_is_fitted
 
 from common.errors import InputError, ParameterError
 from projects.recommender import protocol
+from projects.recommender.ann import ContentIndex
+from projects.recommender.collab import EASE, ItemKNN, history_matrix
 from projects.recommender.features import CatalogueInput, as_catalogue, build_content_features, release_year
 from projects.recommender.lookup import Match, TitleIndex
 
 log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = ["query", "match", "status", "rank", "id", "title", "year", "score"]
-COMPONENTS = ("content", "quality", "cf")
+COMPONENTS = ("content", "quality", "popularity", "cf")
+# EASE's lambda is chosen from this grid on validation users (the EASE baseline uses the same grid).
+LAMBDA_GRID = (30.0, 100.0, 300.0, 1000.0)
+# The hybrid's EASE also weighs content side information (``side_weight``); both are chosen on validation
+# users from these grids (0 = plain EASE, so the hybrid's search includes the EASE baseline's choice).
+HYBRID_LAMBDA_GRID = (100.0, 300.0)
+SIDE_WEIGHT_GRID = (0.0, 30.0, 100.0, 300.0)
 
 
 def weighted_rating(vote_average: np.ndarray, vote_count: np.ndarray, quantile: float = 0.9) -> np.ndarray:
@@ -84,20 +92,32 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
     Args:
         features: the unfitted content pipeline (raw catalogue -> unit-length item vectors); None uses
             ``build_content_features()``.
-        mode: ``content`` (text similarity only) or ``hybrid`` (content + quality prior + item-item
-            collaborative filtering when ratings are given to ``fit``).
+        mode: ``content`` (text similarity only) or ``hybrid`` (content + quality prior + in-protocol
+            popularity + a collaborative model, when ratings are given to ``fit``).
         n_recommendations: k of ``predict`` and the default of ``recommend``.
         recency: half-life, in history items, of a user's likes (0 weighs every like the same); only
             matters for lists of titles.
         prior_quantile: the vote-count quantile that sets the weighted rating's ``m``.
-        content_weight, quality_weight, cf_weight: the hybrid blend when it is not tuned.
-        tune: choose the hybrid blend weights on validation users carved out of the ratings given to
-            ``fit`` (their likes split 80/20 in time order), never on anything held out from ``fit``.
+        content_weight, quality_weight, popularity_weight, cf_weight: the hybrid blend when it is not tuned.
+        tune: choose the hybrid blend weights (and EASE's lambda) on validation users carved out of the
+            ratings given to ``fit``, never on anything held out from ``fit``.
+        tune_split: how validation users are carved out: ``per_user`` (each user's likes 80/20 in time
+            order) or ``time`` (a global cutoff inside the training ratings).
         tune_step: grid step of the weight search on the simplex.
         cf_signal: which ratings make the item-item signal: ``rated`` (any rating), ``liked`` (>= the
             like threshold) or ``centered`` (rating minus the user's mean, positive part).
         neighbors: with > 0, each liked film contributes only its ``neighbors`` most similar films
-            (item-kNN aggregation); 0 sums the similarity to every film.
+            (item-kNN aggregation of the content similarity); 0 sums the similarity to every film.
+        cf_model: ``ease`` (EASE, Steck 2019) or ``cosine`` (item-item cosine, ItemKNN).
+        cf_lambda: EASE's L2 penalty when it is not tuned.
+        cf_side_weight: weight of the content vectors as EASE side information when it is not tuned.
+        tmdb_prior: whether the blend may use the quality prior (TMDB's vote counts and means, a 2017
+            snapshot: later than most MovieLens ratings, so it carries "future" popularity into an
+            evaluation on them). Without it the quality weight is 0 and is not tuned.
+        ann: ``auto`` answers single-film content queries from an approximate nearest-neighbour index
+            when the catalogue has at least ``ann_min_items`` films; ``exact`` never; ``approximate``
+            always (see ``projects/recommender/ann.py``).
+        ann_min_items: the catalogue size from which ``auto`` builds the index.
         like_threshold: a rating at or above it is a like.
         val_min_liked: validation users need at least this many likes.
         batch_size: queries scored at once (bounds memory at ``batch_size x N`` floats).
@@ -107,7 +127,10 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
                  recency: float = 0.0, prior_quantile: float = 0.9, content_weight: float = 0.5,
                  quality_weight: float = 0.5, cf_weight: float = 0.0, tune: bool = True, tune_step: float = 0.1,
                  cf_signal: str = "rated", neighbors: int = 0, like_threshold: float = 4.0,
-                 val_min_liked: int = 5, batch_size: int = 256) -> None:
+                 val_min_liked: int = 5, batch_size: int = 256, popularity_weight: float = 0.0,
+                 cf_model: str = "ease", cf_lambda: float = 100.0, tune_split: str = "per_user",
+                 ann: str = "auto", ann_min_items: int = 200_000, cf_side_weight: float = 0.0,
+                 tmdb_prior: bool = True) -> None:
         self.features = features
         self.mode = mode
         self.n_recommendations = n_recommendations
@@ -123,6 +146,14 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         self.like_threshold = like_threshold
         self.val_min_liked = val_min_liked
         self.batch_size = batch_size
+        self.popularity_weight = popularity_weight
+        self.cf_model = cf_model
+        self.cf_lambda = cf_lambda
+        self.tune_split = tune_split
+        self.ann = ann
+        self.ann_min_items = ann_min_items
+        self.cf_side_weight = cf_side_weight
+        self.tmdb_prior = tmdb_prior
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -161,27 +192,45 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         self.id_pos_ = {int(i): p for p, i in enumerate(self.ids_)}
         self.n_items_ = len(self.ids_)
         self.cf_ = None
+        self.popularity_ = np.zeros(self.n_items_, dtype=np.float32)
         self.validation_: dict[str, float] = {}
         self.weights_ = self._default_weights(with_cf=False)
         if self.mode == "hybrid" and ratings is not None:
             clean = self._check_ratings(ratings)
             if len(clean):
+                cf_params = (float(self.cf_lambda), float(self.cf_side_weight))
                 if self.tune:
-                    self.weights_, self.validation_ = self._tune(clean)
+                    self.weights_, self.validation_, cf_params = self._tune(clean, catalogue)
                 else:
                     self.weights_ = self._default_weights(with_cf=True)
-                self.cf_ = self._cf_matrix(clean)
+                self.cf_ = self._cf_estimator(*cf_params).fit(catalogue, ratings=clean, item_features=self.item_vectors_)
+                self.popularity_ = _minmax(self.cf_.popularity_)
+        if self.ann not in ("auto", "exact", "approximate"):
+            raise ParameterError(f"ann must be 'auto', 'exact' or 'approximate'; got {self.ann!r}.")
+        use_ann = self.ann == "approximate" or (self.ann == "auto" and self.n_items_ >= self.ann_min_items)
+        self.ann_index_ = (ContentIndex(n_neighbors=max(20, self.n_recommendations + 1)).fit(self.item_vectors_)
+                           if use_ann else None)
         self._prepare_columns()
         return self
 
+    def _cf_estimator(self, lam: float, side_weight: float = 0.0) -> EASE | ItemKNN:
+        if self.cf_model == "ease":
+            return EASE(lam=lam, signal=self.cf_signal, like_threshold=self.like_threshold, side_weight=side_weight)
+        if self.cf_model == "cosine":
+            return ItemKNN(neighbors=0, signal=self.cf_signal, like_threshold=self.like_threshold)
+        raise ParameterError(f"cf_model must be 'ease' or 'cosine'; got {self.cf_model!r}.")
+
     def _default_weights(self, with_cf: bool) -> dict[str, float]:
         if self.mode == "content":
-            return {"content": 1.0, "quality": 0.0, "cf": 0.0}
-        w = np.array([self.content_weight, self.quality_weight, self.cf_weight if with_cf else 0.0], dtype=float)
+            return {"content": 1.0, "quality": 0.0, "popularity": 0.0, "cf": 0.0}
+        w = np.array([self.content_weight, self.quality_weight if self.tmdb_prior else 0.0,
+                      self.popularity_weight if with_cf else 0.0,
+                      self.cf_weight if with_cf else 0.0], dtype=float)
         if not np.isfinite(w).all() or (w < 0).any():  # no silent clipping: a negative share is a mistake
-            raise ParameterError("content_weight, quality_weight and cf_weight must be finite and >= 0; got "
-                                 f"{self.content_weight}, {self.quality_weight}, {self.cf_weight}.")
-        w = w / w.sum() if w.sum() > 0 else np.array([1.0, 0.0, 0.0])
+            raise ParameterError("content_weight, quality_weight, popularity_weight and cf_weight must be finite "
+                                 f"and >= 0; got {self.content_weight}, {self.quality_weight}, "
+                                 f"{self.popularity_weight}, {self.cf_weight}.")
+        w = w / w.sum() if w.sum() > 0 else np.array([1.0, 0.0, 0.0, 0.0])
         return dict(zip(COMPONENTS, map(float, w), strict=True))
 
     def _check_ratings(self, ratings: pd.DataFrame) -> pd.DataFrame:
@@ -193,85 +242,85 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         known = ratings["id"].isin(self.id_pos_.keys())
         return ratings.loc[known, protocol.RATING_COLUMNS]
 
-    def _cf_matrix(self, ratings: pd.DataFrame) -> sparse.csr_matrix:
-        """Items x users, rows scaled to unit length (so a row dot product is an item-item cosine)."""
-        r = ratings
-        if self.cf_signal == "liked":
-            r = r[r["rating"] >= self.like_threshold]
-            values = np.ones(len(r), dtype=np.float32)
-        elif self.cf_signal == "centered":
-            centred = r["rating"] - r.groupby("userId")["rating"].transform("mean")
-            keep = centred > 0
-            r, values = r[keep], centred[keep].to_numpy(dtype=np.float32)
-        else:
-            values = np.ones(len(r), dtype=np.float32)
-        users, uidx = np.unique(r["userId"].to_numpy(), return_inverse=True)
-        rows = r["id"].map(self.id_pos_).to_numpy(dtype=np.int64)
-        mat = sparse.csr_matrix((values, (rows, uidx)), shape=(self.n_items_, len(users)), dtype=np.float32)
-        norms = np.sqrt(np.asarray(mat.multiply(mat).sum(axis=1)).ravel())
-        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        return sparse.csr_matrix(sparse.diags(scale.astype(np.float32)) @ mat)
+    def _tune(self, ratings: pd.DataFrame, catalogue: pd.DataFrame
+              ) -> tuple[dict[str, float], dict[str, float], tuple[float, float]]:
+        """Pick EASE's lambda and side weight, then the blend weights, by NDCG@10 on validation users.
 
-    def _tune(self, ratings: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
-        """Pick blend weights by NDCG@10 on validation users (their likes split 80/20 in time order).
-
-        The collaborative matrix used here is built without each validation user's validation period,
+        Validation users are carved out of the ratings given to ``fit`` (``tune_split``), and every signal
+        used here (collaborative model, popularity) is fitted on what that split leaves for training,
         exactly as the evaluation protocol does for test users. To keep the grid search fast, each user's
         candidates are the union of the top ``pool`` films of every signal: a film outside all of them
         practically never enters a blend's top 10.
         """
-        splits = protocol.user_splits(ratings, self.id_pos_, self.like_threshold, min_liked=self.val_min_liked)
-        if len(splits) < 5:
-            log.info("too few validation users (%d) to tune the blend; using the default weights", len(splits))
-            return self._default_weights(with_cf=True), {}
-        cf = self._cf_matrix(protocol.training_ratings(ratings, splits))
-        histories = [s.history for s in splits]
-        targets = protocol.target_matrix(splits, self.n_items_)
-        comps = self._components(histories, cf)
-        n_users = len(splits)
-        comps["quality"] = np.broadcast_to(comps["quality"], (n_users, self.n_items_))
+        val = protocol.make_protocol(self.tune_split, ratings, self.id_pos_, self.like_threshold, self.val_min_liked)
+        chosen = (float(self.cf_lambda), float(self.cf_side_weight))
+        if len(val.users) < 5:
+            log.info("too few validation users (%d) to tune the blend; using the default weights", len(val.users))
+            return self._default_weights(with_cf=True), {}, chosen
+        histories, excludes = val.histories, val.excludes
+        targets = protocol.target_matrix(val.users, self.n_items_)
+        info: dict[str, float] = {"val_users": float(len(val.users))}
+        if self.cf_model == "ease":
+            by_params: dict[tuple[float, float], float] = {}
+            for cand in itertools.product(HYBRID_LAMBDA_GRID, SIDE_WEIGHT_GRID):
+                est = self._cf_estimator(*cand).fit(catalogue, ratings=val.train, item_features=self.item_vectors_)
+                recs, _ = est.recommend_positions(histories, 10, excludes)
+                by_params[cand] = protocol.ranking_metrics(recs, val.users, self.n_items_, 10, targets)["ndcg_at_10"]
+                del est  # one dense items x items matrix at a time (the chosen one is refitted below: cheaper
+                # in memory than keeping the best, and a Cholesky fit takes a fraction of a second)
+            chosen = max(by_params, key=lambda v: by_params[v])
+            log.debug("EASE validation NDCG@10 by (lambda, side weight): %s", by_params)
+            info |= {"val_cf_ndcg_at_10": by_params[chosen], "cf_lambda": chosen[0], "cf_side_weight": chosen[1]}
+        cf = self._cf_estimator(*chosen).fit(catalogue, ratings=val.train, item_features=self.item_vectors_)
+        comps = self._components(histories, cf, _minmax(cf.popularity_), excludes)
+        n_users = len(val.users)
+        for c in ("quality", "popularity"):
+            comps[c] = np.broadcast_to(comps[c], (n_users, self.n_items_))
         pool = min(200, self.n_items_ - 1)
-        cand = np.hstack([protocol.top_k(comps[c].copy(), pool, histories) for c in COMPONENTS])
+        used = [c for c in COMPONENTS if c != "quality" or self.tmdb_prior]
+        # Each signal's top ``pool`` per user, in blocks of users: ``top_k`` needs a writable copy of the scores
+        # and a full-width index array, so whole-matrix copies would dominate the fit's peak memory.
+        cand = np.empty((n_users, pool * len(used)), dtype=np.int64)
+        for start in range(0, n_users, 128):
+            rows = slice(start, start + 128)
+            cand[rows] = np.hstack([protocol.top_k(np.array(comps[c][rows]), pool, excludes[rows]) for c in used])
         cand = np.sort(cand, axis=1)
         dup = np.zeros(cand.shape, dtype=bool)
         dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
-        small = {c: np.take_along_axis(comps[c], cand, axis=1) for c in COMPONENTS}
+        # A candidate that is excluded for this user (possible only when the pool exceeds what is left).
+        for i, items in enumerate(excludes):
+            dup[i] |= np.isin(cand[i], items)
+        small = {c: np.take_along_axis(np.asarray(comps[c]), cand, axis=1) for c in used}
         hit = np.take_along_axis(targets, cand, axis=1)
         discount = 1.0 / np.log2(np.arange(2, 12))
         n_rel = np.minimum(targets.sum(axis=1), 10)
         ideal = np.cumsum(discount)[n_rel - 1]
         best, best_score, scores = None, -1.0, {}
-        for w in simplex_grid(self.tune_step, 3):
-            total = w[0] * small["content"] + w[1] * small["quality"] + w[2] * small["cf"]
+        for w in simplex_grid(self.tune_step, len(used)):
+            total = sum(np.float32(wi) * small[c] for wi, c in zip(w, used, strict=True))
             total[dup] = -np.inf
             top = protocol.top_k(total, 10)
             ndcg = float(np.mean((np.take_along_axis(hit, top, axis=1) * discount).sum(axis=1) / ideal))
             scores[w] = ndcg
             if ndcg > best_score + 1e-12:
                 best, best_score = w, ndcg
-        weights = dict(zip(COMPONENTS, map(float, best), strict=True))
-        info = {"val_users": float(n_users), "val_ndcg_at_10": best_score,
-                "val_content_only_ndcg_at_10": scores.get((1.0, 0.0, 0.0), float("nan"))}
-        log.info("blend weights chosen on %d validation users: %s (NDCG@10 %.4f)", n_users, weights, best_score)
-        return weights, info
+        weights = {c: 0.0 for c in COMPONENTS} | dict(zip(used, map(float, best), strict=True))
+        info |= {"val_ndcg_at_10": best_score,
+                 "val_content_only_ndcg_at_10": scores.get((1.0,) + (0.0,) * (len(used) - 1), float("nan"))}
+        log.info("blend weights chosen on %d validation users: %s (NDCG@10 %.4f, EASE lambda and side weight %s)",
+                 n_users, weights, best_score, chosen)
+        return weights, info, chosen
 
     # ------------------------------------------------------------------------------------------- scoring
     def _history_matrix(self, histories: list[np.ndarray]) -> sparse.csr_matrix:
-        rows, cols, vals = [], [], []
-        for i, items in enumerate(histories):
-            items = np.asarray(items, dtype=np.int64)
+        """Queries x items, each history film weighted by its recency (newest 1, halving every ``recency``)."""
+        weights = []
+        for items in histories:
             if self.recency > 0 and len(items) > 1:
-                age = np.arange(len(items) - 1, -1, -1, dtype=float)
-                w = 0.5 ** (age / self.recency)
+                weights.append(0.5 ** (np.arange(len(items) - 1, -1, -1, dtype=float) / self.recency))
             else:
-                w = np.ones(len(items))
-            rows.append(np.full(len(items), i))
-            cols.append(items)
-            vals.append(w)
-        if not rows:
-            return sparse.csr_matrix((0, self.n_items_), dtype=np.float32)
-        return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                                 shape=(len(histories), self.n_items_), dtype=np.float32)
+                weights.append(np.ones(len(items)))
+        return history_matrix(histories, self.n_items_, weights)
 
     def _similarity(self, W: sparse.csr_matrix, M: Any, columns: sparse.csc_matrix | None = None) -> np.ndarray:
         """Weighted sum over each query's items of their cosine similarity to every item.
@@ -322,53 +371,80 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         """Column-major copies of the sparse matrices, for fast single queries (rebuilt on load, not saved)."""
         V = self.item_vectors_
         self._item_columns = V.tocsc() if sparse.issparse(V) else None
-        self._cf_columns = self.cf_.tocsc() if self.cf_ is not None else None
 
-    def _components(self, histories: list[np.ndarray], cf: sparse.csr_matrix | None) -> dict[str, np.ndarray]:
-        """Per-query score vectors of each signal, each scaled to a maximum of 1 outside the history."""
+    def _components(self, histories: list[np.ndarray], cf: Any, popularity: np.ndarray,
+                    exclude: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Per-query score vectors of each signal, each scaled to a maximum of 1 outside the excluded films."""
         W = self._history_matrix(histories)
-        own_cf = cf is not None and cf is self.cf_
         out = {"content": self._similarity(W, self.item_vectors_, getattr(self, "_item_columns", None))}
         if cf is not None:
-            out["cf"] = self._similarity(W, cf, getattr(self, "_cf_columns", None) if own_cf else None)
-        for name in out:
+            out["cf"] = cf.scores(histories)
+        for name in list(out):
             mat = out[name]
-            for i, items in enumerate(histories):
+            for i, items in enumerate(histories if exclude is None else exclude):
                 mat[i, np.asarray(items, dtype=np.int64)] = 0.0
             top = mat.max(axis=1, keepdims=True)
             np.divide(mat, top, out=mat, where=top > 0)
         out["quality"] = self.quality_[None, :]
+        out["popularity"] = popularity[None, :]
         return out
 
     def _blend(self, comps: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+        if set(w for c, w in weights.items() if c != "content") <= {0.0}:  # content only: no second matrix
+            total = comps["content"]
+            return total if weights.get("content", 0.0) == 1.0 else total * np.float32(weights.get("content", 0.0))
         total = np.zeros_like(comps["content"])
         for name, w in weights.items():
             if w and name in comps:
                 total += np.float32(w) * comps[name]
         return total
 
-    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
-        """Blended scores (queries x items) for lists of catalogue positions; history items are not masked."""
-        self._check_fitted()
-        return self._blend(self._components(histories, self.cf_), self.weights_)
+    def score_histories(self, histories: list[np.ndarray], exclude: list[np.ndarray] | None = None) -> np.ndarray:
+        """Blended scores (queries x items) for lists of catalogue positions; excluded items are not masked.
 
-    def recommend_positions(self, histories: list[np.ndarray], k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` catalogue positions and scores for each list of liked positions, excluding the list itself.
+        ``exclude`` (default: the histories) only sets which films each signal's scaling ignores.
+        """
+        self._check_fitted()
+        return self._blend(self._components(histories, self.cf_, self.popularity_, exclude), self.weights_)
+
+    def recommend_positions(self, histories: list[np.ndarray], k: int | None = None,
+                            exclude: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` catalogue positions and scores for each list of liked positions.
+
+        Args:
+            histories: each query's liked catalogue positions (oldest first).
+            k: films per query (default ``n_recommendations``).
+            exclude: films never recommended to each query (default: its history); the evaluation passes
+                every film the user rated before the cutoff.
 
         Queries are scored in batches of ``batch_size``, so memory stays at ``batch_size x N`` floats.
+        Single-film content queries go through the approximate index when one was built (``ann``).
         """
         self._check_fitted()
         k = min(self.n_recommendations if k is None else int(k), max(self.n_items_ - 1, 1))
+        if self._ann_serves(histories, exclude, k):
+            return self.ann_index_.query(self.item_vectors_, np.array([h[0] for h in histories], dtype=np.int64), k)
         all_pos, all_scores = [], []
         for start in range(0, len(histories), self.batch_size):
             chunk = [np.asarray(h, dtype=np.int64) for h in histories[start:start + self.batch_size]]
-            scores = self.score_histories(chunk)
-            pos = protocol.top_k(scores, k, chunk)
+            skip = chunk if exclude is None else [np.asarray(e, dtype=np.int64)
+                                                  for e in exclude[start:start + self.batch_size]]
+            scores = self.score_histories(chunk, skip)
+            pos = protocol.top_k(scores, k, skip)
             all_pos.append(pos)
             all_scores.append(np.take_along_axis(scores, pos, axis=1))
         if not all_pos:
             return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
         return np.vstack(all_pos), np.vstack(all_scores)
+
+    def _ann_serves(self, histories: list[np.ndarray], exclude: list[np.ndarray] | None, k: int) -> bool:
+        """Whether the approximate index answers: one film per query, content only, nothing else excluded."""
+        index = getattr(self, "ann_index_", None)
+        if index is None or exclude is not None or not histories or not index.can_answer(k):
+            return False
+        if any(w > 0 for c, w in self.weights_.items() if c != "content"):
+            return False
+        return all(len(h) == 1 for h in histories)
 
     # --------------------------------------------------------------------------------------- public API
     def resolve(self, query: Any) -> Match:
@@ -403,6 +479,8 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         """The ``k`` films to suggest to someone who liked every title (or id) in ``liked``, in that order.
 
         Titles that cannot be resolved are skipped (and logged); the liked films are never recommended.
+        A missing entry (None, NaN) or one that is neither a title nor a TMDB id raises ``InputError``
+        (``check_titles``).
         """
         self._check_fitted()
         liked = list(liked)
@@ -443,7 +521,9 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         if X is None:
             positions = list(range(self.n_items_))
         else:
-            positions = [self.resolve(q).position for q in _queries(X)]
+            queries = _queries(X)
+            check_titles(queries)
+            positions = [self.resolve(q).position for q in queries]
         k = min(self.n_recommendations if n_neighbors is None else int(n_neighbors), max(self.n_items_ - 1, 1))
         ind = np.full((len(positions), k), -1, dtype=np.int64)
         dist = np.full((len(positions), k), np.inf, dtype=np.float32)
@@ -462,6 +542,10 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         Returns:
             Columns ``query, match, status, rank, id, title, year, score`` (``k`` rows per query). A title
             that matches nothing gives its closest catalogue titles with ``status == "not_found"``.
+
+        Raises:
+            InputError: no rows, or a row that is missing, too long, or neither a title nor a TMDB id
+                (``check_titles`` names the row and the column ``title``).
         """
         queries = _queries(X)
         if not queries:
@@ -480,7 +564,6 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         state = dict(super().__getstate__())  # object.__getstate__ may return the live __dict__
         state.pop("id_pos_", None)
         state.pop("_item_columns", None)
-        state.pop("_cf_columns", None)
         if "titles_" in state:
             state["titles_"] = np.array(state["titles_"], dtype=str)
         return state
@@ -555,11 +638,40 @@ MAX_TITLE_CHARS = 500
 
 
 def check_titles(queries: list[Any]) -> None:
-    """Raise ``InputError`` naming the first query longer than ``MAX_TITLE_CHARS`` (its row and its start)."""
+    """Raise ``InputError`` naming the first row that is not a title or a TMDB id, or is a too long title.
+
+    Accepted: a string of at most ``MAX_TITLE_CHARS`` characters (an empty or unknown title is an answer:
+    ``not_found``), or an integer (a TMDB id; a whole float such as 603.0, as a CSV column of ids with a
+    blank cell is read, counts as one). Refused, naming the row and the column ``title``: a missing value
+    (None, NaN, NA: a missing title cannot be looked up), any other number, a boolean or any other type.
+    """
+    expected = "a title (a string) or a TMDB id (an integer)"
     for row, q in enumerate(queries):
-        if isinstance(q, str) and len(q) > MAX_TITLE_CHARS:
-            raise InputError(f"recommender input row {row}, column 'title': got a title of {len(q):,} characters "
-                             f"({q[:40]!r}...); expected at most {MAX_TITLE_CHARS} characters.")
+        where = f"recommender input row {row}, column 'title'"
+        if isinstance(q, str):
+            if len(q) > MAX_TITLE_CHARS:
+                raise InputError(f"{where}: got a title of {len(q):,} characters ({q[:40]!r}...); expected at "
+                                 f"most {MAX_TITLE_CHARS} characters.")
+        elif _is_missing(q):
+            raise InputError(f"{where}: got {_shown(q)}; expected {expected}: a missing title cannot be looked up.")
+        elif isinstance(q, bool | np.bool_) or not (
+                isinstance(q, int | np.integer)
+                or (isinstance(q, float | np.floating) and np.isfinite(q) and float(q).is_integer())):
+            raise InputError(f"{where}: got {_shown(q)}; expected {expected}.")
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN (float or NumPy), pandas' NA and NaT."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
+
+
+def _shown(value: Any) -> str:
+    """The value and its type, cut when long (as the input contracts of the other projects show it)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    text = f"{value!r} (type {type(value).__name__})"
+    return text if len(text) <= 80 else text[:80] + f"... ({len(text)} chars)"
 
 
 def _queries(X: Any) -> list[Any]:

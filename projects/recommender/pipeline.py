@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from annotated_types import Ge, Interval
+from annotated_types import Ge, Gt, Interval
 
 from common.params import Search, Seed
 from projects.recommender.baselines import reference_recommenders
@@ -34,16 +34,25 @@ def build_pipeline(
     content_weight: Annotated[float, Ge(0)] = 0.3,
     quality_weight: Annotated[float, Ge(0)] = 0.2,
     cf_weight: Annotated[float, Ge(0)] = 0.5,
+    popularity_weight: Annotated[float, Ge(0)] = 0.0,
     tune: bool = True,
     tune_step: Annotated[float, Interval(gt=0, le=1)] = 0.1,
     cf_signal: Annotated[Literal["liked", "rated", "centered"], Search()] = "liked",
     neighbors: Annotated[int, Ge(0), Search(choices=(0, 20, 50, 100))] = 0,
+    cf_model: Literal["ease", "cosine"] = "ease",
+    cf_lambda: Annotated[float, Gt(0)] = 100.0,
+    cf_side_weight: Annotated[float, Ge(0)] = 0.0,
+    tmdb_prior: bool = False,
+    tune_split: Literal["per_user", "time"] = "per_user",
+    ann: Literal["auto", "exact", "approximate"] = "auto",
+    ann_min_items: Annotated[int, Ge(3)] = 200_000,
     seed: Seed = 0,
 ) -> MovieRecommender:
     """An unfitted recommender (see ``MovieRecommender`` for the blend and tuning parameters).
 
     Args:
-        mode: ``hybrid`` (content + quality prior + item-item CF from training ratings) or ``content``.
+        mode: ``hybrid`` (content + quality prior + in-protocol popularity + a collaborative model fitted on
+            training ratings) or ``content``.
         n_recommendations: films per query from ``predict`` (>= 1).
         text_weight, title_weight, genre_weight, keyword_weight, era_weight: each field's share of the
             content similarity (overview + tagline, title words, genres, keywords, release decade; each >= 0).
@@ -52,12 +61,27 @@ def build_pipeline(
         recency: half-life (in liked films) of a user's history when recommending from a list (>= 0; 0 weighs
             every like the same).
         prior_quantile: vote-count quantile that sets the weighted rating's ``m`` (in [0, 1]).
-        content_weight, quality_weight, cf_weight: the blend used when it is not tuned on ratings (each >= 0;
-            normalised to sum to one, all zero = content only).
-        tune: choose the blend on validation users carved out of the ratings given to ``fit``.
+        content_weight, quality_weight, cf_weight, popularity_weight: the blend used when it is not tuned on
+            ratings (each >= 0; normalised to sum to one, all zero = content only).
+        tune: choose the blend (and EASE's lambda and side weight) on validation users carved out of the
+            ratings given to ``fit``.
         tune_step: grid step of that search (in (0, 1]).
         cf_signal: ``liked``, ``rated`` or ``centered`` ratings make the item-item signal.
-        neighbors: > 0 keeps only each liked film's nearest films (item-kNN aggregation); 0 uses every film.
+        neighbors: > 0 keeps only each liked film's nearest films in content similarity; 0 uses every film.
+        cf_model: the collaborative part: ``ease`` (EASE, Steck 2019) or ``cosine`` (item-item cosine).
+        cf_lambda: EASE's L2 penalty when it is not tuned (> 0).
+        cf_side_weight: weight of the content vectors as EASE side information when it is not tuned (>= 0;
+            0 is plain EASE). With ``tune``, lambda (100, 300) and this weight (0, 30, 100, 300) are chosen
+            together on validation users.
+        tmdb_prior: let the blend use the quality prior from TMDB's vote counts and means. Off by default:
+            that data is a 2017 snapshot, later than most MovieLens ratings, so under a time split it would
+            bring "future" popularity into the score.
+        tune_split: how validation users are carved out of the training ratings: ``per_user`` (each
+            user's last 20% of likes) or ``time`` (a global cutoff).
+        ann: ``auto`` answers single-title content queries from an approximate nearest-neighbour graph
+            (pynndescent) when the catalogue has at least ``ann_min_items`` films; ``exact`` never does;
+            ``approximate`` always does.
+        ann_min_items: the catalogue size from which ``ann=auto`` builds the graph (>= 3).
         seed: random seed of the LSA (0 to 2**32 - 1).
     """
     features = build_content_features(
@@ -69,6 +93,8 @@ def build_pipeline(
         features=features, mode=mode, n_recommendations=n_recommendations, recency=recency,
         prior_quantile=prior_quantile, content_weight=content_weight, quality_weight=quality_weight,
         cf_weight=cf_weight, tune=tune, tune_step=tune_step, cf_signal=cf_signal, neighbors=neighbors,
+        popularity_weight=popularity_weight, cf_model=cf_model, cf_lambda=cf_lambda, tune_split=tune_split,
+        ann=ann, ann_min_items=ann_min_items, cf_side_weight=cf_side_weight, tmdb_prior=tmdb_prior,
     )
 
 

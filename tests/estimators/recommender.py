@@ -1,7 +1,7 @@
 """The recommender's estimators under scikit-learn's checks, and why most of the checks cannot run here.
 
-The model (``MovieRecommender``), its text-cleaning step (``MovieText``) and the four baselines are all
-fitted on a film catalogue: a DataFrame with ``id``, ``title`` and text columns (see
+The model (``MovieRecommender``), its text-cleaning step (``MovieText``), the four catalogue baselines and
+the three collaborative anchors (``Popularity``, ``ItemKNN``, ``EASE``) are all fitted on a film catalogue: a DataFrame with ``id``, ``title`` and text columns (see
 ``projects.recommender.features.as_catalogue``), plus optional ratings. scikit-learn's checks fit on
 generated numeric matrices, which a catalogue estimator refuses at once with ``NotACatalogueError`` (a
 ``TypeError``). So:
@@ -23,6 +23,7 @@ scikit-learn runs only the clone check; tests/test_recommender.py tests what it 
 from __future__ import annotations
 
 from projects.recommender.baselines import MostVoted, RandomRecommender, SeedTfidf, WeightedRatingRanker
+from projects.recommender.collab import EASE, ItemKNN, Popularity
 from projects.recommender.features import FieldTfidf, MovieText
 from projects.recommender.model import MovieRecommender
 
@@ -91,4 +92,7 @@ CASES = [
     (MostVoted(), expected(NUMERIC_X, ON_A_CATALOGUE)),
     (WeightedRatingRanker(), expected(NUMERIC_X, ON_A_CATALOGUE)),
     (SeedTfidf(), expected(NUMERIC_X, ON_A_CATALOGUE)),
+    (Popularity(), expected(NUMERIC_X, ON_A_CATALOGUE)),
+    (ItemKNN(), expected(NUMERIC_X, ON_A_CATALOGUE)),
+    (EASE(), expected(NUMERIC_X, ON_A_CATALOGUE)),
 ]
