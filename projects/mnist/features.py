@@ -123,17 +123,18 @@ def as_images(X: Any) -> np.ndarray:
     elif not (arr.ndim == 3 and arr.shape[1:] == (SIDE, SIDE)):
         hint = " For a single image use x.reshape(1, 784)." if arr.shape in ((N_PIXELS,), (SIDE, SIDE)) else ""
         raise InputError(f"{_EXPECTED}; got an array of shape {arr.shape}.{hint}")
-    images = arr.astype(np.float32, copy=False)
-    flat = images.reshape(len(images), -1)
-    if arr.dtype.kind == "f" and not np.isfinite(images).all():
+    # Checked in the input's own type, before the float32 cast (which would turn 1e300 into inf).
+    flat = arr.reshape(len(arr), -1)
+    if arr.dtype.kind == "f" and not np.isfinite(flat).all():
         row, pixel = (int(i[0]) for i in np.nonzero(~np.isfinite(flat)))
         raise InputError(f"mnist input row {row}, column {_pixel(names, pixel)}: got NaN or infinite "
                          f"({flat[row, pixel]:g}); expected a grey value 0-255. {_EXPECTED}.")
-    lo, hi = float(images.min()), float(images.max())
+    lo, hi = float(flat.min()), float(flat.max())
     if lo < 0 or hi > 255:
         row, pixel = (int(i[0]) for i in np.nonzero((flat < 0) | (flat > 255)))
         raise InputError(f"mnist input row {row}, column {_pixel(names, pixel)}: got {flat[row, pixel]:g}; "
                          f"expected a grey value 0-255 (this batch has values from {lo:g} to {hi:g}). {_EXPECTED}.")
+    images = arr.astype(np.float32, copy=False)
     if 0 < hi <= 1.0:
         # Scaled images (0-1) would all look nearly black and predict one class: refuse the whole batch.
         raise InputError(

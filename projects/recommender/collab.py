@@ -164,6 +164,9 @@ def cosine_weights(X: sparse.spmatrix, neighbors: int = 0) -> np.ndarray:
 class _Collaborative(CatalogueInput, BaseEstimator):
     """Mixin: fit on a catalogue and ratings, answer lists of liked positions (subclasses set ``_weights``)."""
 
+    # Abstract: EASE, ItemKNN and Popularity are checked by tests/test_estimator_checks.py instead.
+    _not_an_estimator_reason = "abstract base of the collaborative baselines"
+
     signal: Signal = "liked"
     like_threshold: float = 4.0
 
