@@ -10,14 +10,15 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 ifneq ($(wildcard ../shared/data/MANIFEST.md),)
 export MLPROJECTS_DATA_DIR ?= $(abspath ../shared/data)
 endif
-EXTRAS ?= dev,cnn,server
+EXTRAS ?= dev,cnn,server,spark
 ARGS ?=
 PROJECT ?= house_prices
 PORT ?= 5001
 
 .DEFAULT_GOAL := help
 .PHONY: help venv all test test-fast lint format clean ui ui-check serve report bench load-time \
-        house-prices spam sentiment stocks recommender churn mnist server server-stop server-status bench-store doctor tune
+        house-prices spam sentiment stocks recommender churn mnist server server-stop server-status bench-store doctor tune \
+        bench-scoring
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -33,7 +34,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/python -m compileall -q common projects
 	@touch $@
 
-venv: $(VENV)/.installed ## create .venv and install the package (EXTRAS=dev,cnn by default)
+venv: $(VENV)/.installed ## create .venv and install the package (EXTRAS=dev,cnn,server,spark by default)
 
 all: venv ## train every project (its default configuration and declared variants), then write and print the report
 	$(MLP) train-all $(ARGS)
@@ -115,6 +116,9 @@ server-status: venv ## say whether the team stack runs and print its tracking UR
 
 bench-store: venv ## compare tracking-store throughput: embedded sqlite vs the team server
 	$(MLP) bench-store $(ARGS)
+
+bench-scoring: venv ## rows/s and peak RSS of one-shot, streaming and Spark scoring on 1M generated rows (ARGS="--rows 1000000 10000000")
+	$(MLP) bench-scoring $(ARGS)
 
 clean: ## remove caches and build files (keeps .venv, mlflow.db and data/raw)
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

@@ -157,15 +157,36 @@ def cmd_train_all(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from common import predict
+    from common import predict, stream
 
+    if args.engine == "spark":
+        from common import spark_scoring
+
+        done = spark_scoring.score(args.project, args.input, args.output, master=args.master,
+                                   driver_memory=args.driver_memory, version=args.version, alias=args.alias,
+                                   run_id=args.run_id)
+        console.print(f"Wrote {done.rows:,} predictions to {done.output} (Spark {done.master}, "
+                      f"{done.seconds:.1f}s)", soft_wrap=True, highlight=False)
+        return 0
+    if stream.applies(args.project, args.input, args.output, args.batch_size, args.on_error):
+        result = stream.score_file(args.project, args.input, args.output,
+                                   batch_size=args.batch_size or stream.DEFAULT_BATCH_SIZE, on_error=args.on_error,
+                                   rejects_path=args.rejects, version=args.version, alias=args.alias,
+                                   run_id=args.run_id)
+        console.print(f"Wrote {result.scored:,} predictions to {result.output} "
+                      f"({result.rows_per_s:,.0f} rows/s)", soft_wrap=True, highlight=False)
+        if result.rejects is not None:
+            # soft_wrap: a path cut by a line break cannot be copied
+            console.print(f"Refused {result.rejected:,} of {result.rows:,} rows: reasons in {result.rejects}",
+                          soft_wrap=True, highlight=False)
+        return 0
     frame = predict.predict_cli(
         args.project, input_path=args.input, texts=args.text, version=args.version, alias=args.alias,
         run_id=args.run_id,
     )
     if args.output:
         predict.write_table(frame, Path(args.output))
-        console.print(f"Wrote {len(frame)} predictions to {args.output}")
+        console.print(f"Wrote {len(frame)} predictions to {args.output}", soft_wrap=True, highlight=False)
     else:
         sys.stdout.write(frame.to_csv(index=False))
     return 0
@@ -251,6 +272,19 @@ def cmd_bench_store(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_scoring(args: argparse.Namespace) -> int:
+    """``mlprojects bench-scoring``: rows/s and peak RSS of one-shot, streaming and Spark scoring."""
+    from common import bench_scoring
+
+    rows = bench_scoring.run(args.projects, sizes=args.rows, modes=args.modes,
+                             workdir=Path(args.workdir) if args.workdir else None, batch_size=args.batch_size,
+                             master=args.master, max_rss_gb=args.max_rss_gb, keep=args.keep,
+                             results=Path(args.json))
+    sys.stdout.write(bench_scoring.table(rows) + "\n")
+    console.print(f"Wrote {args.json}")
+    return 1 if any(m.status.startswith("failed") for m in rows) else 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``mlprojects doctor [--repair]``: debris of killed trainings (dead runs, unscored versions)."""
     from rich.table import Table
@@ -273,6 +307,38 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1 if report.debris else 0
     for line in store.repair(report, include_stale=args.include_stale) or ["nothing to repair"]:
         console.print(line, highlight=False)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``mlprojects tune <project>``: an Optuna study (W local workers), then the best parameters trained."""
+    from rich.table import Table
+
+    from common import tune
+
+    _quiet_mlflow_registry()  # tune registers the trained best parameters, as train does
+    config = tune.TuneConfig(project=args.project, trials=args.trials, timeout=args.timeout or None,
+                             workers=args.workers, storage=args.storage, study=args.study, sample=args.sample,
+                             fixed=_params(args.param), data_dir=args.data_dir, train=not args.no_train)
+    result = tune.tune(config)
+    table = Table(title=f"{result.project}: study {result.study} ({result.storage})")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("trials", ", ".join(f"{v} {k}" for k, v in result.counts.items()) or "none")
+    table.add_row("wall time", f"{result.wall_s:.0f} s")
+    table.add_row(f"inner tuning score ({result.metric}, best of the study)", _fmt(result.inner_score))
+    if result.champion_before is not None:
+        table.add_row(f"champion before ({result.metric})", _fmt(result.champion_before))
+    if result.protocol_score is not None:
+        table.add_row(f"best parameters, unchanged protocol ({result.metric})", _fmt(result.protocol_score))
+        table.add_row("champion now", "yes" if result.promoted else "no (did not beat the champion)")
+    console.print(table)
+    if result.best_params:
+        console.print("best parameters: " + " ".join(f"{k}={v}" for k, v in sorted(result.best_params.items())),
+                      highlight=False, soft_wrap=True)
+    if result.interrupted:
+        console.print("[yellow]interrupted[/]: finished trials are kept; run the same command to resume.")
+        return 130
     return 0
 
 
@@ -308,38 +374,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", default=None, help="folder in mirror layout to read data from")
 
     p = sub.add_parser("train", help="evaluate, fit, log and register a project's pipeline")
-def cmd_tune(args: argparse.Namespace) -> int:
-    """``mlprojects tune <project>``: an Optuna study (W local workers), then the best parameters trained."""
-    from rich.table import Table
-
-    from common import tune
-
-    _quiet_mlflow_registry()  # tune registers the trained best parameters, as train does
-    config = tune.TuneConfig(project=args.project, trials=args.trials, timeout=args.timeout or None,
-                             workers=args.workers, storage=args.storage, study=args.study, sample=args.sample,
-                             fixed=_params(args.param), data_dir=args.data_dir, train=not args.no_train)
-    result = tune.tune(config)
-    table = Table(title=f"{result.project}: study {result.study} ({result.storage})")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row("trials", ", ".join(f"{v} {k}" for k, v in result.counts.items()) or "none")
-    table.add_row("wall time", f"{result.wall_s:.0f} s")
-    table.add_row(f"inner tuning score ({result.metric}, best of the study)", _fmt(result.inner_score))
-    if result.champion_before is not None:
-        table.add_row(f"champion before ({result.metric})", _fmt(result.champion_before))
-    if result.protocol_score is not None:
-        table.add_row(f"best parameters, unchanged protocol ({result.metric})", _fmt(result.protocol_score))
-        table.add_row("champion now", "yes" if result.promoted else "no (did not beat the champion)")
-    console.print(table)
-    if result.best_params:
-        console.print("best parameters: " + " ".join(f"{k}={v}" for k, v in sorted(result.best_params.items())),
-                      highlight=False, soft_wrap=True)
-    if result.interrupted:
-        console.print("[yellow]interrupted[/]: finished trials are kept; run the same command to resume.")
-        return 130
-    return 0
-
-
     common_run_args(p)
     p.add_argument("--promote", action="store_true", help="make the new version @champion regardless of score")
     p.add_argument("--all-variants", action="store_true", help="train every variant the project declares")
@@ -359,10 +393,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
     p.add_argument("project")
     p.add_argument("--input", "-i", default=None, help="CSV, JSON lines, JSON or Parquet file of raw input")
     p.add_argument("--text", "-t", action="append", default=None, help="a raw text to classify (repeatable)")
-    p.add_argument("--output", "-o", default=None, help="write predictions here (CSV/JSONL by suffix)")
+    p.add_argument("--output", "-o", default=None,
+                   help="write predictions here (Parquet, CSV or JSONL by suffix; with --input, streamed in batches)")
     p.add_argument("--version", default=None, help="registered model version")
     p.add_argument("--alias", default=None, help="registered model alias (default champion)")
     p.add_argument("--run-id", default=None, help="use the model logged by this run")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="rows read, scored and written at a time when streaming (default 50000)")
+    p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
+                   help="a row the input contract refuses: stop with its row and column (raise), or write it "
+                        "to the rejects file and go on (skip)")
+    p.add_argument("--rejects", default=None, help="with --on-error skip: the rejects CSV (default <output>.rejects.csv)")
+    p.add_argument("--engine", choices=["local", "spark"], default="local",
+                   help="local: this process, streamed; spark: mlflow.pyfunc.spark_udf on a Spark cluster")
+    p.add_argument("--master", default="local[2]", help="with --engine spark: the Spark master URL")
+    p.add_argument("--driver-memory", default="2g", help="with --engine spark: spark.driver.memory")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("report", help="write reports/leaderboard.md and reports/index.html from the champions")
@@ -406,6 +451,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
     p.add_argument("--json", default="bench/store.json", help="write the figures here")
     p.set_defaults(func=cmd_bench_store)
 
+    p = sub.add_parser("bench-scoring", help="rows/s and peak memory of one-shot, streaming and Spark scoring")
+    p.add_argument("--projects", nargs="+", default=["house_prices", "churn", "spam"],
+                   help="projects to score (their champions in the current store)")
+    p.add_argument("--rows", type=positive_int, nargs="+", default=[1_000_000], metavar="N",
+                   help="generated input sizes (default 1000000)")
+    p.add_argument("--modes", nargs="+", choices=["oneshot", "stream", "spark"], default=["oneshot", "stream", "spark"],
+                   help="what to measure (default all three)")
+    p.add_argument("--batch-size", type=positive_int, default=50_000, metavar="N", help="streaming batch size")
+    p.add_argument("--master", default="local[2]", help="Spark master for the spark mode")
+    p.add_argument("--max-rss-gb", type=float, default=8.0,
+                   help="stop a measurement whose process tree grows past this (default 8 GiB)")
+    p.add_argument("--workdir", default=None, help="inputs and outputs (default <tmp>/mlprojects-bench-scoring)")
+    p.add_argument("--keep", action="store_true", help="keep the generated inputs for the next run")
+    p.add_argument("--json", default="bench/scoring.json", help="write the figures here")
+    p.set_defaults(func=cmd_bench_scoring)
+
     p = sub.add_parser("serve", help="serve a registered pipeline over REST (MLflow's scoring server, clean errors)")
     p.add_argument("project")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -424,6 +485,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
     p.add_argument("--stale-hours", type=float, default=24.0,
                    help="age after which another host's RUNNING run is reported as possibly stale (default 24)")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("tune", help="tune a project with Optuna (workers share one study), then train the best")
+    common_run_args(p)
+    p.add_argument("--trials", type=positive_int, default=50, metavar="N",
+                   help="the study ends at N finished trials; a re-run resumes it (default 50)")
+    p.add_argument("--timeout", type=float, default=1800.0, metavar="S",
+                   help="seconds each worker optimises at most (default 1800; 0 = no limit)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="W",
+                   help="worker processes here, each with its share of the cores (default 1)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna storage shared by the workers (default sqlite optuna.db beside the MLflow store; "
+                        "postgresql+psycopg://... or 'team' (the team stack's PostgreSQL) lets other machines join)")
+    p.add_argument("--study", default=None, metavar="NAME",
+                   help="study name (default: the project, plus --param and --sample values)")
+    p.add_argument("--no-train", action="store_true",
+                   help="only search (a worker joining from another machine); do not train the best parameters")
+    p.set_defaults(func=cmd_tune)
     return parser
 
 
@@ -483,22 +561,5 @@ def _entry() -> None:  # pragma: no cover
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-
-    p = sub.add_parser("tune", help="tune a project with Optuna (workers share one study), then train the best")
-    common_run_args(p)
-    p.add_argument("--trials", type=positive_int, default=50, metavar="N",
-                   help="the study ends at N finished trials; a re-run resumes it (default 50)")
-    p.add_argument("--timeout", type=float, default=1800.0, metavar="S",
-                   help="seconds each worker optimises at most (default 1800; 0 = no limit)")
-    p.add_argument("--workers", type=positive_int, default=1, metavar="W",
-                   help="worker processes here, each with its share of the cores (default 1)")
-    p.add_argument("--storage", default=None, metavar="URL",
-                   help="Optuna storage shared by the workers (default sqlite optuna.db beside the MLflow store; "
-                        "postgresql+psycopg://... or 'team' (the team stack's PostgreSQL) lets other machines join)")
-    p.add_argument("--study", default=None, metavar="NAME",
-                   help="study name (default: the project, plus --param and --sample values)")
-    p.add_argument("--no-train", action="store_true",
-                   help="only search (a worker joining from another machine); do not train the best parameters")
-    p.set_defaults(func=cmd_tune)
 
 __all__ = ["main", "build_parser", "InputError"]

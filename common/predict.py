@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,45 @@ import numpy as np
 import pandas as pd
 
 from common import registry, tracking
-from common.errors import InputError
+from common.errors import InputError, MLProjectsError
+
+ID_COLUMNS = ("id", "textid", "customerid", "row", "date")
+
+# Tasks whose model does not map one input row to one prediction, and what to use for them instead.
+_NOT_ROW_SCORABLE = {
+    "forecast": ("its forecast for a day needs the window of earlier bars (up to 64 days) of the same "
+                 "series, so rows cannot be scored one by one or split between workers",
+                 "score a price history in one piece with `mlprojects predict {name} --input history.csv` "
+                 "(one forecast per bar, each from the bars before it)"),
+    "recommendation": ("one input is a query (a liked title) answered with a ranked list of titles, not a "
+                       "row with one prediction",
+                       "ask for recommendations with `mlprojects predict {name} --input titles.csv` or over "
+                       "REST with `mlprojects serve {name}`"),
+}
+
+
+class NotRowScorableError(MLProjectsError):
+    """The project's model does not predict row by row, so it cannot be streamed or scored on Spark."""
+
+
+def row_scorable(spec: Any) -> bool:
+    """True when the project's champion predicts each input row on its own (streaming and Spark apply)."""
+    return spec.task not in _NOT_ROW_SCORABLE
+
+
+def require_row_scorable(spec: Any) -> None:
+    """Raise ``NotRowScorableError`` saying why and what to use instead when the project is not row-scorable."""
+    if row_scorable(spec):
+        return
+    why, instead = _NOT_ROW_SCORABLE[spec.task]
+    raise NotRowScorableError(
+        f"{spec.name} is not batch-scorable by streaming or Spark: {why}. Instead, {instead.format(name=spec.name)}."
+    )
+
+
+def id_columns(columns: Iterable[Any]) -> list[Any]:
+    """The input columns copied to the output beside the predictions (Id, textID, customerID, row, Date)."""
+    return [c for c in columns if str(c).lower() in ID_COLUMNS]
 
 
 def read_table(path: Path, texts: bool = False) -> pd.DataFrame:
@@ -49,7 +88,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(path, index=False)
 
 
-_NOT_PIXELS = {"id", "row", "index", "label", "digit", "target", "y"}
+NOT_PIXELS = {"id", "row", "index", "label", "digit", "target", "y"}
 
 
 def model_input(input_kind: str, frame: pd.DataFrame | None, texts: list[str] | None) -> Any:
@@ -68,7 +107,7 @@ def model_input(input_kind: str, frame: pd.DataFrame | None, texts: list[str] | 
         # A CSV of images often carries an id or its label beside the pixel columns: never feed those.
         # The table goes to the pipeline as it is (not as an array), so its pixel columns are matched by
         # name and a non-numeric one is named in the error instead of silently dropped.
-        extra = [c for c in frame.columns if str(c).lower() in _NOT_PIXELS]
+        extra = [c for c in frame.columns if str(c).lower() in NOT_PIXELS]
         return frame.drop(columns=extra)
     if input_kind == "titles":
         col = "title" if "title" in frame.columns else frame.columns[0]
@@ -101,7 +140,7 @@ def predict_cli(project: str, input_path: str | None = None, texts: list[str] | 
     model = tracking.load_model(spec.name, alias=alias, version=version, run_id=run_id, make_target=spec.make_target)
     out = predict_frame(model, X, spec.target)
     if frame is not None:
-        ids = [c for c in frame.columns if c.lower() in ("id", "textid", "customerid", "row", "date")]
+        ids = id_columns(frame.columns)
         for col in reversed(ids):
             out.insert(0, col, frame[col].to_numpy())
     elif texts:

@@ -784,6 +784,45 @@ def _load_with_mlflow(project: str, alias: str | None, version: str | int | None
 
     import mlflow
 
+    from common.errors import ModelLoadError
+
+    with tempfile.TemporaryDirectory(prefix="mlprojects-load-") as tmp:
+        local, conf, label, where = _download_verified(project, alias, version, run_id, make_target, remedy,
+                                                       Path(tmp))
+        try:
+            return mlflow.sklearn.load_model(str(local))
+        except Exception as exc:  # a damaged pickle raises almost anything; MLflow wraps some of it
+            raise ModelLoadError(
+                f"{label} is registered but its model file {where}/{conf['pickled_model']} could not be loaded "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}): it is "
+                f"damaged or was written with incompatible library versions. {remedy}"
+            ) from exc
+
+
+def download_verified_model(project: str, dst: Path, alias: str | None = None, version: str | int | None = None,
+                            run_id: str | None = None, make_target: str | None = None) -> tuple[Path, str]:
+    """Download a model's MLflow folder into ``dst`` and check its model file against the recorded sha256.
+
+    For engines that load the model themselves from a local folder (``mlflow.pyfunc.spark_udf``): they get
+    the bytes that were verified, as ``load_model`` does. Returns the folder and a label for messages
+    ("champion v3 of churn").
+
+    Raises:
+        ModelNotFoundError, ModelIntegrityError, ModelLoadError: as ``load_model``.
+    """
+    local, _, label, _ = _download_verified(project, alias, version, run_id, make_target,
+                                            _remedy(project, make_target), Path(dst))
+    return local, label
+
+
+def _download_verified(project: str, alias: str | None, version: str | int | None, run_id: str | None,
+                       make_target: str | None, remedy: str, dst: Path) -> tuple[Path, dict[str, Any], str, str]:
+    """Resolve the version once, download its folder into ``dst`` and verify the model file's digest.
+
+    Returns (local folder, the sklearn flavor's configuration, label for messages, where it is stored).
+    """
+    import mlflow
+
     from common import fastload
     from common.errors import ModelLoadError
 
@@ -820,32 +859,24 @@ def _load_with_mlflow(project: str, alias: str | None, version: str | int | None
             f"{os.environ.get('MLFLOW_ALLOW_PICKLE_DESERIALIZATION')!r}, which disables loading pickled and "
             "skops models (loading them runs code). Set it to 'true' only for stores you trust."
         )
-    with tempfile.TemporaryDirectory(prefix="mlprojects-load-") as tmp:
-        try:
-            local = Path(_retry(mlflow.artifacts.download_artifacts, artifact_uri=source, dst_path=tmp))
-        except Exception as exc:  # MLflow, HTTP and OS errors all mean "the folder cannot be read"
-            state = "is missing" if _missing_locally(where) else "could not be downloaded"
-            raise ModelLoadError(
-                f"{label} is registered in {tracking_uri()} but its artifact folder {where} {state} "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). {remedy}"
-            ) from exc
-        # MLflow "downloads" a missing folder as an empty one rather than failing: say which it is.
-        if not (local / "MLmodel").exists() and (_missing_locally(where) or not any(local.iterdir())):
-            state = "is missing" if _missing_locally(where) else "is empty or missing"
-            raise ModelLoadError(f"{label} is registered in {tracking_uri()} but its artifact folder {where} "
-                                 f"{state}. {remedy}")
-        target = fastload.LoadTarget(label, where, tracking_uri(), remedy)
-        conf = fastload.read_flavor(local, target)
-        fastload.verify_file(local / conf["pickled_model"], expected, target)
-        fastload.announce(local / conf["pickled_model"], conf.get("serialization_format", "pickle"), target)
-        try:
-            return mlflow.sklearn.load_model(str(local))
-        except Exception as exc:  # a damaged pickle raises almost anything; MLflow wraps some of it
-            raise ModelLoadError(
-                f"{label} is registered but its model file {where}/{conf['pickled_model']} could not be loaded "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}): it is "
-                f"damaged or was written with incompatible library versions. {remedy}"
-            ) from exc
+    try:
+        local = Path(_retry(mlflow.artifacts.download_artifacts, artifact_uri=source, dst_path=str(dst)))
+    except Exception as exc:  # MLflow, HTTP and OS errors all mean "the folder cannot be read"
+        state = "is missing" if _missing_locally(where) else "could not be downloaded"
+        raise ModelLoadError(
+            f"{label} is registered in {tracking_uri()} but its artifact folder {where} {state} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). {remedy}"
+        ) from exc
+    # MLflow "downloads" a missing folder as an empty one rather than failing: say which it is.
+    if not (local / "MLmodel").exists() and (_missing_locally(where) or not any(local.iterdir())):
+        state = "is missing" if _missing_locally(where) else "is empty or missing"
+        raise ModelLoadError(f"{label} is registered in {tracking_uri()} but its artifact folder {where} "
+                             f"{state}. {remedy}")
+    target = fastload.LoadTarget(label, where, tracking_uri(), remedy)
+    conf = fastload.read_flavor(local, target)
+    fastload.verify_file(local / conf["pickled_model"], expected, target)
+    fastload.announce(local / conf["pickled_model"], conf.get("serialization_format", "pickle"), target)
+    return local, conf, label, where
 
 
 def _missing_locally(where: str) -> bool:

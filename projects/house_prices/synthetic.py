@@ -29,7 +29,7 @@ def generate(n: int = 240, seed: int = 0) -> Dataset:
     for col in NUMERIC:
         frame[col] = rng.integers(0, 5, total).astype(float)
     frame["MSSubClass"] = rng.choice([20, 60, 50, 120], total)
-    frame["LotFrontage"] = np.where(rng.random(total) < 0.15, np.nan, rng.normal(70, 15, total).round())
+    frame["LotFrontage"] = np.where(rng.random(total) < 0.15, np.nan, rng.normal(70, 15, total).round().clip(0))  # lengths are never negative
     frame["LotArea"] = rng.lognormal(9.1, 0.4, total).round()
     frame["OverallQual"] = rng.integers(3, 10, total)
     frame["OverallCond"] = rng.integers(3, 9, total)
