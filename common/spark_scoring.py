@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -91,10 +92,19 @@ def is_local_master(master: str) -> bool:
     return master == "local" or master.startswith("local[")
 
 
+def is_loopback_master(master: str) -> bool:
+    """A local master, or a standalone master on this machine's loopback (``spark://127.0.0.1:7077``): the
+    executors are this machine, so the driver can stay on 127.0.0.1 and they can run this interpreter."""
+    if is_local_master(master):
+        return True
+    return master.startswith("spark://") and urlsplit(master).hostname in ("127.0.0.1", "localhost", "::1")
+
+
 @contextmanager
 def session(master: str = DEFAULT_MASTER, driver_memory: str = "2g", app_name: str = "mlprojects-predict") -> Iterator[Any]:
-    """A SparkSession, stopped on exit. A local master binds the driver to 127.0.0.1 and its Python workers
-    run this interpreter; the web UI is off (it would listen on every interface).
+    """A SparkSession, stopped on exit. A local or loopback master (``is_loopback_master``) binds the driver
+    to 127.0.0.1 and its Python workers run this interpreter; the web UI is off (it would listen on every
+    interface).
 
     A session already active in this process is used as it is and left running (its master wins).
     """
@@ -111,7 +121,7 @@ def session(master: str = DEFAULT_MASTER, driver_memory: str = "2g", app_name: s
                .config("spark.driver.memory", driver_memory)
                .config("spark.ui.enabled", "false")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
-    if is_local_master(master):
+    if is_loopback_master(master):
         builder = (builder.config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1"))
         # Python workers start from PYSPARK_PYTHON (else `python3` on PATH, which may lack this environment).

@@ -1,9 +1,19 @@
 """Scoring on Spark (``mlprojects predict --engine spark``): a real local[2] SparkSession on 127.0.0.1 scores
-through ``mlflow.pyfunc.spark_udf`` and gives the in-process predictions, probabilities included."""
+through ``mlflow.pyfunc.spark_udf`` and gives the in-process predictions, probabilities included; the same
+command also runs against a real standalone cluster (a master and one worker started on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +119,130 @@ def test_spark_reads_a_table_by_name(spark, tmp_path: Path) -> None:
     spark_scoring.score("churn", "churn_rows", str(tmp_path / "scored"), spark=spark)
     got = pd.read_parquet(tmp_path / "scored")
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=False, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------- standalone cluster
+STARTUP_S = 120  # a master and a worker JVM on a loaded 2-core machine
+JOB_S = 420  # the driver's start, the executor's start on the worker and the job
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A standalone master and one worker on 127.0.0.1."""
+
+    master: str  # spark://127.0.0.1:<port>
+    webui: str  # the master's web UI (its /json lists workers and applications)
+    logs: Path
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free TCP ports on 127.0.0.1 (held together so they differ)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def _master_state(webui: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{webui}/json", timeout=5) as reply:
+        return json.load(reply)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Terminate the process this test started, then kill it if it has not exited after ``timeout``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A real Spark standalone master and one worker (1 core, 1 GiB) from pyspark's ``spark-class``, bound
+    to 127.0.0.1 on free ports; yielded once the worker has registered, stopped by the pids started here."""
+    _skip_without_spark()
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    root = tmp_path_factory.mktemp("standalone")
+    port, webui_port, worker_webui_port = _free_ports(3)
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "512m",
+           "SPARK_LOCAL_DIRS": str(root), "PYSPARK_PYTHON": sys.executable,
+           "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}  # else a REST server on fixed port 6066
+    master, webui = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{webui_port}"
+    spark_class = str(home / "bin" / "spark-class")
+    commands = {
+        "master": [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                   "--port", str(port), "--webui-port", str(webui_port)],
+        "worker": [spark_class, "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1",
+                   "--cores", "1", "--memory", "1g", "--webui-port", str(worker_webui_port),
+                   "--work-dir", str(root / "work")],
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, command in commands.items():
+            with open(root / f"{name}.log", "wb") as log_file:
+                procs.append(subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL, cwd=root))
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            try:
+                if _master_state(webui).get("aliveworkers", 0) >= 1:
+                    break
+            except OSError:
+                pass  # the master's web UI is not up yet
+            exited = [name for name, proc in zip(commands, procs, strict=True) if proc.poll() is not None]
+            if exited or time.monotonic() > deadline:
+                why = f"{', '.join(exited)} exited" if exited else f"no worker registered within {STARTUP_S} s"
+                pytest.fail(f"standalone cluster did not start ({why}).\nmaster log:\n{_tail(root / 'master.log')}"
+                            f"\nworker log:\n{_tail(root / 'worker.log')}")
+            time.sleep(1)
+        yield Cluster(master=master, webui=webui, logs=root)
+    finally:
+        for proc in reversed(procs):  # the worker first: it stops its executors
+            _stop(proc)
+
+
+def test_loopback_masters_keep_the_driver_on_127_0_0_1() -> None:
+    assert spark_scoring.is_loopback_master("local[2]")
+    assert spark_scoring.is_loopback_master("spark://127.0.0.1:7077")
+    assert spark_scoring.is_loopback_master("spark://localhost:7077")
+    assert not spark_scoring.is_loopback_master("spark://spark-master:7077")
+    assert not spark_scoring.is_loopback_master("yarn")
+
+
+def test_cli_engine_spark_on_a_standalone_cluster(standalone: Cluster, tmp_path: Path) -> None:
+    """``mlprojects predict churn --engine spark --master spark://127.0.0.1:<port>`` on a real master and
+    worker gives the in-process predictions. The command runs in its own process: a process holds one
+    SparkContext, and this module's local[2] session may be active here."""
+    frame = raw_rows("churn", 40)
+    src = tmp_path / "rows.parquet"
+    frame.to_parquet(src, index=False)
+    expected = predict.predict_cli("churn", input_path=str(src))
+    out = tmp_path / "scored"
+    # The executors on the worker run this interpreter (this environment, this package); the driver's own
+    # address comes from spark_scoring's loopback settings, not from SPARK_LOCAL_IP.
+    env = {k: v for k, v in os.environ.items() if k != "SPARK_LOCAL_IP"} | {"PYSPARK_PYTHON": sys.executable}
+    code = "import sys; from common.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "predict", "churn", "--engine", "spark", "--master", standalone.master,
+         "--driver-memory", "1g", "--input", str(src), "--output", str(out)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=JOB_S, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, f"{done.stderr[-4000:]}\nworker log:\n{_tail(standalone.logs / 'worker.log')}"
+    assert f"Wrote {len(frame)} predictions" in done.stderr and standalone.master in done.stderr
+    got = pd.read_parquet(out)
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=False, rtol=1e-12)
+    apps = _master_state(standalone.webui)  # the job ran on the cluster, not in a local session
+    assert [app["name"] for app in apps.get("completedapps", []) + apps.get("activeapps", [])] == \
+        ["mlprojects-predict"]
+    launches = [path.read_text(errors="replace") for path in (standalone.logs / "work").glob("app-*/*/stderr")]
+    assert launches and all("CoarseGrainedScheduler@127.0.0.1:" in text for text in launches)  # driver on loopback
