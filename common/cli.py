@@ -326,6 +326,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     table.add_column("value", justify="right")
     table.add_row("trials", ", ".join(f"{v} {k}" for k, v in result.counts.items()) or "none")
     table.add_row("wall time", f"{result.wall_s:.0f} s")
+    if result.default_inner_score is not None:
+        table.add_row(f"inner tuning score ({result.metric}, the defaults)", _fmt(result.default_inner_score))
     table.add_row(f"inner tuning score ({result.metric}, best of the study)", _fmt(result.inner_score))
     if result.champion_before is not None:
         table.add_row(f"champion before ({result.metric})", _fmt(result.champion_before))

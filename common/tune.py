@@ -62,6 +62,8 @@ DEFAULT_TUNE_FOLDS = 3
 #: Heartbeat of a running trial (RDB storage); a trial silent for GRACE_S is marked failed.
 HEARTBEAT_S = 20
 GRACE_S = 60
+#: User attribute of the trial that scores the project's defaults (enqueued first in a new study).
+DEFAULTS_ATTR = "defaults"
 #: Finished trial states that count toward ``--trials``.
 TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL")
 
@@ -119,6 +121,7 @@ class TuneResult:
     counts: dict[str, int]
     best_params: dict[str, Any] = field(default_factory=dict)
     inner_score: float = float("nan")
+    default_inner_score: float | None = None  # the project's defaults, scored as the study's first trial
     protocol_score: float | None = None
     champion_before: float | None = None
     train_run_id: str | None = None
@@ -303,7 +306,41 @@ def prepare_study(config: TuneConfig, project: Project, space: Mapping[str, Sear
     study.set_user_attr("metric", spec.primary_metric)
     study.set_user_attr("fixed", {k: str(v) for k, v in config.fixed.items()})
     study.set_user_attr("sample", config.sample)
+    defaults = default_trial(project, space, config.fixed)
+    if defaults:
+        # The defaults are the study's first trial, so "best of the study" is always read beside what the
+        # project ships with on the same folds (a flat optimum then shows as a best barely above them).
+        study.enqueue_trial(defaults, user_attrs={DEFAULTS_ATTR: True})
     return study
+
+
+def default_trial(project: Project, space: Mapping[str, Search], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The project's default value of each searched parameter, when all of them lie inside the space.
+
+    Returns an empty dict when a default falls outside its range or choices (Optuna would then sample
+    that parameter anyway, so the trial would not be the defaults).
+    """
+    pipeline, _ = project.resolve_params(fixed)
+    out: dict[str, Any] = {}
+    for key, s in space.items():
+        value = pipeline.get(key)
+        if s.numeric:
+            if not isinstance(value, int | float) or isinstance(value, bool) or not s.low <= value <= s.high:
+                return {}
+        elif value not in (s.choices or ()):
+            return {}
+        out[key] = value
+    return out
+
+
+def default_inner_score(study: optuna.Study) -> float | None:
+    """The inner score of the enqueued defaults trial, when it completed."""
+    import optuna
+
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.user_attrs.get(DEFAULTS_ATTR):
+            return float(t.value)
+    return None
 
 
 # ---------------------------------------------------------------------------------------- tuning data
@@ -743,6 +780,9 @@ def _summarise(study: optuna.Study, result: TuneResult, client: Any, parent_id: 
     if best is not None:
         result.inner_score, result.best_params = best, dict(study.best_params)
         metrics["best_inner_score"] = best
+    result.default_inner_score = default_inner_score(study)
+    if result.default_inner_score is not None:
+        metrics["defaults_inner_score"] = result.default_inner_score
         tracking._retry(client.log_batch, parent_id, params=_mlflow_params(
             {f"best.{k}": v for k, v in result.best_params.items()} | {"best_trial": study.best_trial.number}))
     metrics["tune_wall_s"] = result.wall_s

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import mlflow
@@ -202,6 +203,28 @@ def test_the_best_parameters_are_trained_under_the_unchanged_protocol(tmp_path: 
     plots = {a.path for a in mlflow.MlflowClient().list_artifacts(result.parent_run_id, "tuning")}
     assert "tuning/optimization_history.png" in plots
     assert result.promoted is True  # the first model of a fresh store is champion
+
+
+def test_a_new_study_scores_the_defaults_first(tmp_path: Any) -> None:
+    """The first trial of a new study is the project's defaults, so its best is read beside them."""
+    project = registry.get("stocks")
+    space = tune.search_space(project, FAST)
+    defaults = tune.default_trial(project, space, FAST)
+    pipeline, _ = project.resolve_params(FAST)
+    assert defaults and defaults == {k: pipeline[k] for k in space}
+    ds = project.generate()
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    result = tune.tune(tune.TuneConfig("stocks", trials=2, timeout=120, workers=1, storage=storage, fixed=FAST,
+                                       dataset=ds, train=False), progress=False)
+    first = optuna.load_study(study_name=result.study, storage=storage).trials[0]
+    assert first.params == defaults and first.user_attrs[tune.DEFAULTS_ATTR] is True
+    assert result.default_inner_score == pytest.approx(first.value)
+    assert mlflow.get_run(result.parent_run_id).data.metrics["defaults_inner_score"] == pytest.approx(first.value)
+    # A default outside its declared search range is not enqueued (the trial would not be the defaults).
+    narrow = {k: (replace(s, low=s.high, high=s.high) if s.numeric and s.low != s.high else s)
+              for k, s in space.items()}
+    if any(narrow[k].numeric and pipeline[k] != narrow[k].low for k in space):
+        assert tune.default_trial(project, narrow, FAST) == {}
 
 
 def test_cli_tune_rejects_bad_arguments_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
