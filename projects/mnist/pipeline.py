@@ -249,9 +249,9 @@ class ClassicalParams:
         shifts: shifted copies per support vector (0, 4 or 8).
     """
 
-    n_components: Annotated[int, Ge(1), Search(30, 90)] = 50
-    C: Annotated[float, Gt(0), Search(1.0, 30.0, log=True)] = 5.0
-    shifts: Annotated[Literal[0, 4, 8], Search()] = 4
+    n_components: Annotated[int, Ge(1), Search(30, 90)] = 87
+    C: Annotated[float, Gt(0), Search(1.0, 30.0, log=True)] = 3.9
+    shifts: Annotated[Literal[0, 4, 8], Search()] = 8
 
 
 @dataclass(frozen=True)
