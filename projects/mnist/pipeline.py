@@ -233,8 +233,8 @@ class XGBoostParams:
     """
 
     n_estimators: Annotated[int, Ge(1)] = 1000
-    learning_rate: Annotated[float, Interval(gt=0, le=1), Search(0.05, 0.5, log=True)] = 0.3
-    max_depth: Annotated[int, Ge(1), Search(3, 10)] = 6
+    learning_rate: Annotated[float, Interval(gt=0, le=1), Search(0.05, 0.5, log=True)] = 0.05
+    max_depth: Annotated[int, Ge(1), Search(3, 10)] = 5
     device: Literal["cpu", "cuda"] = "cpu"
     threads: Annotated[int, Ge(0)] = 0
 
