@@ -780,11 +780,11 @@ def _summarise(study: optuna.Study, result: TuneResult, client: Any, parent_id: 
     if best is not None:
         result.inner_score, result.best_params = best, dict(study.best_params)
         metrics["best_inner_score"] = best
+        tracking._retry(client.log_batch, parent_id, params=_mlflow_params(
+            {f"best.{k}": v for k, v in result.best_params.items()} | {"best_trial": study.best_trial.number}))
     result.default_inner_score = default_inner_score(study)
     if result.default_inner_score is not None:
         metrics["defaults_inner_score"] = result.default_inner_score
-        tracking._retry(client.log_batch, parent_id, params=_mlflow_params(
-            {f"best.{k}": v for k, v in result.best_params.items()} | {"best_trial": study.best_trial.number}))
     metrics["tune_wall_s"] = result.wall_s
     for k, v in metrics.items():
         tracking._retry(client.log_metric, parent_id, k, v)

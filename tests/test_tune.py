@@ -221,10 +221,21 @@ def test_a_new_study_scores_the_defaults_first(tmp_path: Any) -> None:
     assert result.default_inner_score == pytest.approx(first.value)
     assert mlflow.get_run(result.parent_run_id).data.metrics["defaults_inner_score"] == pytest.approx(first.value)
     # A default outside its declared search range is not enqueued (the trial would not be the defaults).
-    narrow = {k: (replace(s, low=s.high, high=s.high) if s.numeric and s.low != s.high else s)
-              for k, s in space.items()}
-    if any(narrow[k].numeric and pipeline[k] != narrow[k].low for k in space):
-        assert tune.default_trial(project, narrow, FAST) == {}
+    key = next(k for k, s in space.items() if s.numeric)
+    above = pipeline[key] + 1
+    outside = {**space, key: replace(space[key], low=above, high=above + 1)}
+    assert tune.default_trial(project, outside, FAST) == {}
+
+
+def test_without_a_defaults_trial_the_best_is_still_logged(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tune, "default_trial", lambda *a: {})
+    result = tune.tune(tune.TuneConfig("stocks", trials=2, timeout=120, workers=1,
+                                       storage=f"sqlite:///{tmp_path / 'optuna.db'}", fixed=FAST,
+                                       dataset=registry.get("stocks").generate(), train=False), progress=False)
+    assert result.default_inner_score is None and result.best_params
+    parent = mlflow.get_run(result.parent_run_id).data
+    assert "defaults_inner_score" not in parent.metrics and "best_inner_score" in parent.metrics
+    assert {f"best.{k}" for k in result.best_params} <= set(parent.params)
 
 
 def test_cli_tune_rejects_bad_arguments_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
