@@ -30,7 +30,7 @@ def build_pipeline(
     svd_components: Annotated[int, Ge(0)] = 0,
     min_df: Annotated[int, Ge(1), Search(1, 5)] = 1,
     recency: Annotated[float, Ge(0), Search(0.0, 20.0)] = 4.7,
-    prior_quantile: Annotated[float, Interval(ge=0, le=1), Search(0.5, 0.98)] = 0.9,
+    prior_quantile: Annotated[float, Interval(ge=0, le=1)] = 0.9,
     content_weight: Annotated[float, Ge(0)] = 0.3,
     quality_weight: Annotated[float, Ge(0)] = 0.2,
     cf_weight: Annotated[float, Ge(0)] = 0.5,
