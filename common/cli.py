@@ -312,11 +312,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """``mlprojects tune <project>``: an Optuna study (W local workers), then the best parameters trained."""
+    import optuna
     from rich.table import Table
 
     from common import tune
 
     _quiet_mlflow_registry()  # tune registers the trained best parameters, as train does
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar and our log lines say it
     config = tune.TuneConfig(project=args.project, trials=args.trials, timeout=args.timeout or None,
                              workers=args.workers, storage=args.storage, study=args.study, sample=args.sample,
                              fixed=_params(args.param), data_dir=args.data_dir, train=not args.no_train)

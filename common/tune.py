@@ -634,11 +634,9 @@ def tune(config: TuneConfig, progress: bool = True) -> TuneResult:
         TuneError: nothing to search, a storage that cannot be opened, or a study made for another search.
     """
     import mlflow
-    import optuna
 
     from common import registry, tracking
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress bar and log lines say it
     if config.trials < 1 or config.workers < 1 or (config.timeout is not None and config.timeout <= 0):
         raise ParameterError("--trials and --workers must be >= 1 and --timeout > 0.")
     project = registry.get(config.project)
@@ -796,9 +794,8 @@ def _log_plots(study: optuna.Study, client: Any, parent_id: str) -> None:
     import tempfile
     import warnings
 
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # No backend switch here (a global setting, the caller's to make): the figures are only saved and closed,
+    # and matplotlib falls back to Agg by itself where there is no display.
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as ovm
 
