@@ -35,8 +35,9 @@ COMPONENTS = ("content", "quality", "popularity", "cf")
 # EASE's lambda is chosen from this grid on validation users (the EASE baseline uses the same grid).
 LAMBDA_GRID = (30.0, 100.0, 300.0, 1000.0)
 # The hybrid's EASE also weighs content side information (``side_weight``); both are chosen on validation
-# users from these grids (0 = plain EASE, so the hybrid's search includes the EASE baseline's choice).
-HYBRID_LAMBDA_GRID = (100.0, 300.0)
+# users from these grids. The lambda grid is the EASE baseline's and side weight 0 is plain EASE, so the
+# hybrid's search always contains the baseline's model.
+HYBRID_LAMBDA_GRID = LAMBDA_GRID
 SIDE_WEIGHT_GRID = (0.0, 30.0, 100.0, 300.0)
 
 

@@ -71,8 +71,8 @@ def build_pipeline(
         cf_model: the collaborative part: ``ease`` (EASE, Steck 2019) or ``cosine`` (item-item cosine).
         cf_lambda: EASE's L2 penalty when it is not tuned (> 0).
         cf_side_weight: weight of the content vectors as EASE side information when it is not tuned (>= 0;
-            0 is plain EASE). With ``tune``, lambda (100, 300) and this weight (0, 30, 100, 300) are chosen
-            together on validation users.
+            0 is plain EASE). With ``tune``, lambda (30, 100, 300, 1000) and this weight (0, 30, 100, 300)
+            are chosen together on validation users.
         tmdb_prior: let the blend use the quality prior from TMDB's vote counts and means. Off by default:
             that data is a 2017 snapshot, later than most MovieLens ratings, so under a time split it would
             bring "future" popularity into the score.
