@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from common import protocol as common_protocol
 from common import registry, train
 from common.errors import DataError, InputError
-from projects.recommender import bench, protocol, synthetic
+from projects.recommender import bench, margin, protocol, synthetic
 from projects.recommender.baselines import RandomRecommender, reference_recommenders
 from projects.recommender.collab import EASE, ItemKNN, Popularity, cosine_weights, ease_weights
 from projects.recommender.data import load
@@ -684,6 +684,29 @@ def real():
     return load(data_dir=REAL_DATA)
 
 
+def test_validation_margins_are_test_free_and_paired(synth) -> None:
+    """The margin command compares the hybrid with tuned EASE on three validation sets, none with test data."""
+    cat, ratings = synth.X, synth.extras["ratings"]
+    rows = margin.validation_margins(cat, ratings)
+    assert [r.name for r in rows] == ["per-user split's training ratings", "time split's training ratings",
+                                      "tuning objective (before both protocols' test data)"]
+    id_pos = {int(i): p for p, i in enumerate(cat["id"])}
+    per_user_train = protocol.make_protocol("per_user", ratings, id_pos, 4.0, 10).train
+    for r in rows:
+        assert r.users >= 5 and 0 < r.fit_ratings < len(ratings)
+        assert 0 <= r.hybrid <= 1 and 0 <= r.ease <= 1 and r.ease_lambda > 0
+        assert r.margin == pytest.approx(r.hybrid - r.ease) and r.ci_low <= r.margin <= r.ci_high
+    assert rows[0].fit_ratings < len(per_user_train)  # validation periods come out of the training ratings
+    table = margin.markdown(rows)
+    assert table.count("\n") == len(rows) + 1 and "hybrid minus EASE" in table
+
+
+def test_margin_command_without_data_says_what_is_missing(tmp_path: Path, capsys) -> None:
+    assert margin.main(["--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "tmdb_5000_movies.csv" in err and "Traceback" not in err
+
+
 @pytest.mark.realdata
 def test_real_data_join(real) -> None:
     assert real.X.shape[0] == 4803 and real.X["id"].is_unique
@@ -726,3 +749,14 @@ def test_real_data_bars(real) -> None:
     assert hybrid.years_[hybrid.resolve("The Host (2006)").position] == 2006
     top = hybrid.recommend("The Dark Knight", k=10)["title"].tolist()
     assert "The Dark Knight Rises" in top and "Batman Begins" in top
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_data_validation_margins(real, tmp_path: Path) -> None:
+    """``python -m projects.recommender.margin`` on the mirror: the three test-free sets of the docs."""
+    out = tmp_path / "margin.json"
+    assert margin.main(["--json", str(out), "--data-dir", str(REAL_DATA)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["users"] for r in rows] == [517, 461, 433]
+    assert all(r["hybrid"] > r["ease"] for r in rows)

@@ -1,0 +1,140 @@
+"""The hybrid's margin over EASE on validation periods that never touch either protocol's test data.
+
+The per-user protocol's bar (hybrid above EASE by a paired-bootstrap interval that excludes 0) is decided
+once, on the test periods. This command measures the same margin where a model may be iterated on: each
+protocol's *training* ratings are split again the way the per-user protocol splits everything (users with
+at least ``MIN_LIKED`` likes; each one's last 20% of likes is a validation period; their ratings from then
+on are dropped), the hybrid (with its own inner tuning) and the EASE baseline (lambda tuned on validation
+users, as in the evaluation) are fitted on what is left, and both are scored on the validation periods with
+the protocol's exclusions. A third set is the Optuna objective's (``common/tune_recommender.py``): ratings
+before both protocols' test data.
+
+    python -m projects.recommender.margin [--markdown margin.md] [--json margin.json] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from common.console import step
+from common.errors import DataError, MLProjectsError
+from projects.recommender import protocol
+from projects.recommender.evaluate import (
+    LIKE_THRESHOLD,
+    MIN_HISTORY,
+    MIN_LIKED,
+    N_BOOT,
+    TEST_FRACTION,
+    K,
+    collaborative_baselines,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Margin:
+    """The hybrid minus EASE (NDCG@K, paired over the validation users of one test-free set)."""
+
+    name: str
+    users: int
+    fit_ratings: int
+    hybrid: float
+    ease: float
+    ease_lambda: float
+    margin: float
+    ci_low: float
+    ci_high: float
+
+
+def _score(name: str, build: Any, catalogue: pd.DataFrame, fit_ratings: pd.DataFrame,
+           users: list[protocol.UserSplit], seed: int) -> Margin:
+    """Fit the hybrid and the tuned EASE baseline on ``fit_ratings``; compare them on ``users``."""
+    if not users:
+        raise DataError(f"{name}: no user has {MIN_LIKED} liked films in these ratings; nothing to compare on.")
+    n_items = len(catalogue)
+    targets = protocol.target_matrix(users, n_items)
+    histories, excludes = [s.history for s in users], [s.exclude for s in users]
+    per_user = {}
+    anchors, chosen = collaborative_baselines(catalogue, fit_ratings)
+    with step(f"[{name}] hybrid and EASE on {len(fit_ratings):,} ratings, {len(users)} validation users"):
+        for label, est in (("hybrid", build()), ("ease", anchors["ease"])):
+            est.fit(catalogue, ratings=fit_ratings)
+            recs, _ = est.recommend_positions(histories, K, excludes)
+            per_user[label] = protocol.per_user_ndcg(recs, users, n_items, K, targets)
+    mean, lo, hi = protocol.paired_bootstrap(per_user["hybrid"], per_user["ease"], N_BOOT, seed=seed)
+    return Margin(name, len(users), len(fit_ratings), float(per_user["hybrid"].mean()),
+                  float(per_user["ease"].mean()), chosen["ease_lambda"], mean, lo, hi)
+
+
+def validation_margins(catalogue: pd.DataFrame, ratings: pd.DataFrame, params: Mapping[str, Any] | None = None,
+                       seed: int = 0) -> list[Margin]:
+    """The hybrid's margin over EASE on three test-free validation sets (see the module docstring)."""
+    from projects.recommender.pipeline import build_pipeline
+
+    def build() -> Any:
+        return build_pipeline(**dict(params or {}))
+
+    id_pos = {int(i): p for p, i in enumerate(catalogue["id"].to_numpy())}
+    out = []
+    for kind, label in (("per_user", "per-user split's training ratings"), ("time", "time split's training ratings")):
+        train = protocol.make_protocol(kind, ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION,
+                                       MIN_HISTORY).train
+        val = protocol.per_user_protocol(train, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
+        out.append(_score(label, build, catalogue, val.train, val.users, seed))
+    before_test = protocol.tuning_ratings(ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY)
+    inner = protocol.user_splits(before_test, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
+    out.append(_score("tuning objective (before both protocols' test data)", build, catalogue,
+                      protocol.training_ratings(before_test, inner), inner, seed))
+    return out
+
+
+def markdown(rows: Sequence[Margin]) -> str:
+    """The margins as a Markdown table."""
+    lines = ["| validation set (test-free) | users | fit ratings | hybrid | EASE (lambda) | hybrid minus EASE | "
+             "95% bootstrap interval |", "|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r.name} | {r.users} | {r.fit_ratings:,} | {r.hybrid:.4f} | {r.ease:.4f} "
+                     f"({r.ease_lambda:g}) | {r.margin:+.4f} | [{r.ci_low:+.4f}, {r.ci_high:+.4f}] |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m projects.recommender.margin``: the margins on the real data (``MLPROJECTS_DATA_DIR``)."""
+    from common import registry, train
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--data-dir", default=None, help="a local mirror (default: $MLPROJECTS_DATA_DIR, then data/)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    project = registry.get("recommender")
+    try:
+        ds = train.load_dataset(project, {}, data_dir=args.data_dir)
+        ratings = ds.extras.get("ratings")
+        if ratings is None or len(ratings) == 0:
+            raise DataError("The margins need MovieLens ratings; the recommender's loader found none.")
+        rows = validation_margins(ds.X, ratings, seed=project.spec.split.seed)
+    except MLProjectsError as exc:  # a clear message, not a traceback, as on the mlprojects command line
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    table = markdown(rows)
+    if args.markdown:
+        with open(args.markdown, "w") as fh:
+            fh.write(table + "\n")
+    if args.json:
+        pd.DataFrame([asdict(r) for r in rows]).to_json(args.json, orient="records", indent=2)
+    sys.stdout.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
