@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ class Margin:
     ci_high: float
 
 
-def _score(name: str, build: Any, catalogue: pd.DataFrame, fit_ratings: pd.DataFrame,
+def _score(name: str, build: Callable[[], Any], catalogue: pd.DataFrame, fit_ratings: pd.DataFrame,
            users: list[protocol.UserSplit], seed: int) -> Margin:
     """Fit the hybrid and the tuned EASE baseline on ``fit_ratings``; compare them on ``users``."""
     if not users:
