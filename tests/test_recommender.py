@@ -756,7 +756,10 @@ def test_real_data_bars(real) -> None:
 def test_real_data_validation_margins(real, tmp_path: Path) -> None:
     """``python -m projects.recommender.margin`` on the mirror: the three test-free sets of the docs."""
     out = tmp_path / "margin.json"
-    assert margin.main(["--json", str(out), "--data-dir", str(REAL_DATA)]) == 0
+    table = tmp_path / "margin.md"
+    assert margin.main(["--json", str(out), "--markdown", str(table), "--data-dir", str(REAL_DATA)]) == 0
     rows = json.loads(out.read_text())
+    assert len(table.read_text().splitlines()) == 2 + len(rows)
+    assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file, then renamed
     assert [r["users"] for r in rows] == [517, 461, 433]
     assert all(r["hybrid"] > r["ease"] for r in rows)

@@ -15,10 +15,13 @@ before both protocols' test data.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -106,6 +109,17 @@ def markdown(rows: Sequence[Margin]) -> str:
     return "\n".join(lines)
 
 
+def _write(path: str, text: str) -> None:
+    """Write through a temporary file and a rename: an interrupted run never leaves half a table."""
+    dest = Path(path)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m projects.recommender.margin``: the margins on the real data (``MLPROJECTS_DATA_DIR``)."""
     from common import registry, train
@@ -127,12 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     table = markdown(rows)
-    if args.markdown:
-        with open(args.markdown, "w") as fh:
-            fh.write(table + "\n")
-    if args.json:
-        pd.DataFrame([asdict(r) for r in rows]).to_json(args.json, orient="records", indent=2)
     sys.stdout.write(table + "\n")
+    outputs = {args.markdown: table + "\n", args.json: json.dumps([asdict(r) for r in rows], indent=2) + "\n"}
+    for path, text in outputs.items():
+        if not path:
+            continue
+        try:
+            _write(path, text)
+        except OSError as exc:
+            sys.stderr.write(f"error: cannot write {path}: {exc.strerror or exc}\n")
+            return 2
     return 0
 
 
