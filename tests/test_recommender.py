@@ -689,11 +689,12 @@ def test_validation_margins_are_test_free_and_paired(synth) -> None:
     cat, ratings = synth.X, synth.extras["ratings"]
     rows = margin.validation_margins(cat, ratings)
     assert [r.name for r in rows] == ["per-user split's training ratings", "time split's training ratings",
+                                      "time split of the time split's training ratings",
                                       "tuning objective (before both protocols' test data)"]
     id_pos = {int(i): p for p, i in enumerate(cat["id"])}
     per_user_train = protocol.make_protocol("per_user", ratings, id_pos, 4.0, 10).train
     for r in rows:
-        assert r.users >= 5 and 0 < r.fit_ratings < len(ratings)
+        assert r.users >= 1 and 0 < r.fit_ratings < len(ratings)
         assert 0 <= r.hybrid <= 1 and 0 <= r.ease <= 1 and r.ease_lambda > 0
         assert r.margin == pytest.approx(r.hybrid - r.ease) and r.ci_low <= r.margin <= r.ci_high
     assert rows[0].fit_ratings < len(per_user_train)  # validation periods come out of the training ratings
@@ -761,5 +762,5 @@ def test_real_data_validation_margins(real, tmp_path: Path) -> None:
     rows = json.loads(out.read_text())
     assert len(table.read_text().splitlines()) == 2 + len(rows)
     assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file, then renamed
-    assert [r["users"] for r in rows] == [517, 461, 433]
-    assert all(r["hybrid"] > r["ease"] for r in rows)
+    assert [r["users"] for r in rows] == [517, 461, 18, 433]
+    assert all(r["hybrid"] > r["ease"] for i, r in enumerate(rows) if i != 2)  # the 18-user set is below: see docs

@@ -6,8 +6,9 @@ protocol's *training* ratings are split again the way the per-user protocol spli
 at least ``MIN_LIKED`` likes; each one's last 20% of likes is a validation period; their ratings from then
 on are dropped), the hybrid (with its own inner tuning) and the EASE baseline (lambda tuned on validation
 users, as in the evaluation) are fitted on what is left, and both are scored on the validation periods with
-the protocol's exclusions. A third set is the Optuna objective's (``common/tune_recommender.py``): ratings
-before both protocols' test data.
+the protocol's exclusions. A third set repeats the primary protocol inside its own training ratings (a
+global time split of the ratings before ``T``: no cross-user leak, but few users), and a fourth is the
+Optuna objective's (``common/tune_recommender.py``): ratings before both protocols' test data.
 
     python -m projects.recommender.margin [--markdown margin.md] [--json margin.json] [--data-dir DIR]
 """
@@ -61,7 +62,8 @@ def _score(name: str, build: Callable[[], Any], catalogue: pd.DataFrame, fit_rat
            users: list[protocol.UserSplit], seed: int) -> Margin:
     """Fit the hybrid and the tuned EASE baseline on ``fit_ratings``; compare them on ``users``."""
     if not users:
-        raise DataError(f"{name}: no user has {MIN_LIKED} liked films in these ratings; nothing to compare on.")
+        raise DataError(f"{name}: no user qualifies (a per-user split needs {MIN_LIKED} liked films; a time split "
+                        f"a like after the cutoff and {MIN_HISTORY} rated film(s) before it); nothing to compare on.")
     n_items = len(catalogue)
     targets = protocol.target_matrix(users, n_items)
     histories, excludes = [s.history for s in users], [s.exclude for s in users]
@@ -79,7 +81,7 @@ def _score(name: str, build: Callable[[], Any], catalogue: pd.DataFrame, fit_rat
 
 def validation_margins(catalogue: pd.DataFrame, ratings: pd.DataFrame, params: Mapping[str, Any] | None = None,
                        seed: int = 0) -> list[Margin]:
-    """The hybrid's margin over EASE on three test-free validation sets (see the module docstring)."""
+    """The hybrid's margin over EASE on four test-free validation sets (see the module docstring)."""
     from projects.recommender.pipeline import build_pipeline
 
     def build() -> Any:
@@ -92,6 +94,12 @@ def validation_margins(catalogue: pd.DataFrame, ratings: pd.DataFrame, params: M
                                        MIN_HISTORY).train
         val = protocol.per_user_protocol(train, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
         out.append(_score(label, build, catalogue, val.train, val.users, seed))
+    # The primary protocol's own construction one level down: a global time split of the ratings before T.
+    # Leak-free like the primary protocol, and as small (few users have history before both cutoffs).
+    early = protocol.make_protocol("time", ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY).train
+    inner_time = protocol.make_protocol("time", early, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY)
+    out.append(_score("time split of the time split's training ratings", build, catalogue, inner_time.train,
+                      inner_time.users, seed))
     before_test = protocol.tuning_ratings(ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY)
     inner = protocol.user_splits(before_test, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
     out.append(_score("tuning objective (before both protocols' test data)", build, catalogue,
