@@ -42,11 +42,10 @@ def recommender_tune_data(project: Project, ds: Dataset) -> TuneData:
     if ratings is None or len(ratings) == 0:
         raise DataError("Tuning the recommender needs MovieLens ratings; load it with with_ratings=True.")
     id_pos = {int(i): p for p, i in enumerate(catalogue["id"].to_numpy())}
-    before_test = protocol.tuning_ratings(ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY)
-    inner = protocol.user_splits(before_test, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
+    split = protocol.tuning_protocol(ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY)
+    inner, fit_ratings = split.users, split.train
     if not inner:
         raise DataError(f"No user has {MIN_LIKED} liked films before the test data: nothing to tune on.")
-    fit_ratings = protocol.training_ratings(before_test, inner)
     histories = [s.history for s in inner]
     excludes = [s.exclude for s in inner]
     n_items = len(catalogue)

@@ -684,6 +684,26 @@ def real():
     return load(data_dir=REAL_DATA)
 
 
+def test_the_tuning_split_reads_no_test_data_of_either_protocol(synth) -> None:
+    """Tuning (the Optuna objective and the margin command) sees neither protocol's test ratings."""
+    cat, ratings = synth.X, synth.extras["ratings"]
+    id_pos = {int(i): p for p, i in enumerate(cat["id"])}
+    ids = cat["id"].to_numpy()
+    timed = protocol.make_protocol("time", ratings, id_pos, 4.0, 10)
+    per_user = protocol.make_protocol("per_user", ratings, id_pos, 4.0, 10)
+    tuning = protocol.tuning_protocol(ratings, id_pos, 4.0, 10)
+    assert tuning.users and 0 < len(tuning.train) < len(timed.train)
+    assert (tuning.train["timestamp"] < timed.cutoff).all()  # nothing from the global cutoff T on
+    for s in per_user.users:  # no per-user test film, in training or as a validation target
+        rows = tuning.train.loc[tuning.train["userId"] == s.user, "id"]
+        assert not set(ids[s.test]) & set(rows)
+    tests = {s.user: set(ids[s.test]) for s in per_user.users}
+    for s in tuning.users:
+        assert not set(ids[s.test]) & tests.get(s.user, set())
+        rated = ratings[(ratings["userId"] == s.user) & ratings["id"].isin(ids[s.test])]
+        assert (rated["timestamp"] < timed.cutoff).all()
+
+
 def test_validation_margins_are_test_free_and_paired(synth) -> None:
     """The margin command compares the hybrid with tuned EASE on three validation sets, none with test data."""
     cat, ratings = synth.X, synth.extras["ratings"]

@@ -58,21 +58,21 @@ class Margin:
     ci_high: float
 
 
-def _score(name: str, build: Callable[[], Any], catalogue: pd.DataFrame, fit_ratings: pd.DataFrame,
-           users: list[protocol.UserSplit], seed: int) -> Margin:
-    """Fit the hybrid and the tuned EASE baseline on ``fit_ratings``; compare them on ``users``."""
+def _score(name: str, build: Callable[[], Any], catalogue: pd.DataFrame, split: protocol.ProtocolSplit,
+           seed: int) -> Margin:
+    """Fit the hybrid and the tuned EASE baseline on ``split.train``; compare them on ``split.users``."""
+    users, fit_ratings = split.users, split.train
     if not users:
         raise DataError(f"{name}: no user qualifies (a per-user split needs {MIN_LIKED} liked films; a time split "
                         f"a like after the cutoff and {MIN_HISTORY} rated film(s) before it); nothing to compare on.")
     n_items = len(catalogue)
     targets = protocol.target_matrix(users, n_items)
-    histories, excludes = [s.history for s in users], [s.exclude for s in users]
     per_user = {}
     anchors, chosen = collaborative_baselines(catalogue, fit_ratings)
     with step(f"[{name}] hybrid and EASE on {len(fit_ratings):,} ratings, {len(users)} validation users"):
         for label, est in (("hybrid", build()), ("ease", anchors["ease"])):
             est.fit(catalogue, ratings=fit_ratings)
-            recs, _ = est.recommend_positions(histories, K, excludes)
+            recs, _ = est.recommend_positions(split.histories, K, split.excludes)
             per_user[label] = protocol.per_user_ndcg(recs, users, n_items, K, targets)
     mean, lo, hi = protocol.paired_bootstrap(per_user["hybrid"], per_user["ease"], N_BOOT, seed=seed)
     return Margin(name, len(users), len(fit_ratings), float(per_user["hybrid"].mean()),
@@ -88,23 +88,18 @@ def validation_margins(catalogue: pd.DataFrame, ratings: pd.DataFrame, params: M
         return build_pipeline(**dict(params or {}))
 
     id_pos = {int(i): p for p, i in enumerate(catalogue["id"].to_numpy())}
-    out = []
-    for kind, label in (("per_user", "per-user split's training ratings"), ("time", "time split's training ratings")):
-        train = protocol.make_protocol(kind, ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION,
-                                       MIN_HISTORY).train
-        val = protocol.per_user_protocol(train, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
-        out.append(_score(label, build, catalogue, val.train, val.users, seed))
-    # The primary protocol's own construction one level down: a global time split of the ratings before T.
-    # Leak-free like the primary protocol, and as small (few users have history before both cutoffs).
-    early = protocol.make_protocol("time", ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY).train
-    inner_time = protocol.make_protocol("time", early, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY)
-    out.append(_score("time split of the time split's training ratings", build, catalogue, inner_time.train,
-                      inner_time.users, seed))
-    before_test = protocol.tuning_ratings(ratings, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY)
-    inner = protocol.user_splits(before_test, id_pos, LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION)
-    out.append(_score("tuning objective (before both protocols' test data)", build, catalogue,
-                      protocol.training_ratings(before_test, inner), inner, seed))
-    return out
+    args = (LIKE_THRESHOLD, MIN_LIKED, TEST_FRACTION, MIN_HISTORY)
+    train = {kind: protocol.make_protocol(kind, ratings, id_pos, *args).train for kind in ("per_user", "time")}
+    sets = {
+        "per-user split's training ratings": protocol.make_protocol("per_user", train["per_user"], id_pos, *args),
+        "time split's training ratings": protocol.make_protocol("per_user", train["time"], id_pos, *args),
+        # The primary protocol's own construction one level down: a global time split of the ratings before T.
+        # Leak-free like the primary protocol, and as small (few users have history before both cutoffs).
+        "time split of the time split's training ratings": protocol.make_protocol("time", train["time"], id_pos,
+                                                                                   *args),
+        "tuning objective (before both protocols' test data)": protocol.tuning_protocol(ratings, id_pos, *args),
+    }
+    return [_score(name, build, catalogue, split, seed) for name, split in sets.items()]
 
 
 def markdown(rows: Sequence[Margin]) -> str:

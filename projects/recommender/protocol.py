@@ -188,6 +188,14 @@ def tuning_ratings(ratings: pd.DataFrame, id_to_pos: dict[int, int], like_thresh
     return training_ratings(early, user_splits(ratings, id_to_pos, like_threshold, min_liked, test_fraction))
 
 
+def tuning_protocol(ratings: pd.DataFrame, id_to_pos: dict[int, int], like_threshold: float = 4.0,
+                    min_liked: int = 10, test_fraction: float = 0.2, min_history: int = 1) -> ProtocolSplit:
+    """The tuning objective's split: the per-user protocol applied to ``tuning_ratings`` (no test data of
+    either protocol), so each user's last likes before their test data are the validation period."""
+    before_test = tuning_ratings(ratings, id_to_pos, like_threshold, min_liked, test_fraction, min_history)
+    return per_user_protocol(before_test, id_to_pos, like_threshold, min_liked, test_fraction)
+
+
 def cross_user_leak(train: pd.DataFrame, splits: list[UserSplit]) -> float:
     """The mean over test users of the share of training ratings made at or after that user's cutoff."""
     if not splits or len(train) == 0:
