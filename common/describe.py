@@ -292,10 +292,11 @@ def describe(spec: ProjectSpec, ds: Dataset | None, run_id: str, metrics: Mappin
     try:
         run = client.get_run(run_id)
         commit = run.data.tags.get("git_commit") or tracking.git_commit()
-        client.set_experiment_tag(run.info.experiment_id, NOTE_TAG, project_description(spec, ds))
+        # Concurrent trainings of one project set the same experiment tags: see tracking.upsert.
+        tracking.upsert(client.set_experiment_tag, run.info.experiment_id, NOTE_TAG, project_description(spec, ds))
         if KIND_TAG not in client.get_experiment(run.info.experiment_id).tags:
             # Without it, MLflow 3's UI opens an experiment on its GenAI overview instead of the runs.
-            client.set_experiment_tag(run.info.experiment_id, KIND_TAG, "custom_model_development")
+            tracking.upsert(client.set_experiment_tag, run.info.experiment_id, KIND_TAG, "custom_model_development")
         client.set_tag(run_id, NOTE_TAG, run_description(spec, metrics, ds, version, promotion))
         if version is None:
             return

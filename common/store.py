@@ -302,7 +302,7 @@ def _move_champion(client: Any, name: str, away_from: str) -> str | None:
     # Start from the newest full-data version (else the newest); the repair rule then picks its group's best.
     full = [c for c in candidates.values() if not c.sampled] or list(candidates.values())
     start = max(full, key=lambda c: c.version)
-    tracking._retry(client.set_registered_model_alias, name, tracking.CHAMPION, str(start.version))
+    tracking.set_champion(client, name, start.version)
     return tracking._repair_champion(client, spec)
 
 

@@ -266,6 +266,43 @@ def _retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
+# The unique-key error of each SQL backend MLflow supports (PostgreSQL, sqlite, MySQL, SQL Server).
+_UNIQUE_MARKERS = ("duplicate key value violates unique constraint", "UNIQUE constraint failed",
+                   "Duplicate entry", "Violation of PRIMARY KEY constraint")
+
+
+def _is_unique_clash(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(marker in text for marker in _UNIQUE_MARKERS)
+
+
+def upsert(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call one of MLflow's ``set_*`` methods (an alias, an experiment tag), safe against a concurrent writer.
+
+    MLflow's SQL stores set these by select-then-insert (``session.merge``), so two processes that set the
+    same new key at the same moment both insert, and one gets the table's unique-key error (seen on
+    PostgreSQL behind ``mlflow server`` when four trainings set a model's first ``@champion``). The row
+    exists by then, so setting it again updates it.
+    """
+    for attempt in range(_RETRIES):
+        try:
+            return _retry(fn, *args, **kwargs)
+        except Exception as exc:  # RestException (server) or MlflowException (embedded store)
+            if not _is_unique_clash(exc) or attempt == _RETRIES - 1:
+                raise
+            log.debug("%s: another process inserted the same key first; setting it again",
+                      getattr(fn, "__name__", fn))
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def set_champion(client: Any, name: str, version: str | int) -> None:
+    """Point ``@champion`` of model ``name`` at ``version`` (concurrent writers: see ``upsert``).
+
+    Which version ends up holding it when several trainers race is settled by ``_repair_champion``.
+    """
+    upsert(client.set_registered_model_alias, name, CHAMPION, str(version))
+
+
 def experiment(spec: ProjectSpec, create: bool = False) -> str:
     """The project's experiment id, created on first use (one experiment per project).
 
@@ -593,7 +630,7 @@ def promote(
     current = _champion(client, spec.name)
     decision = _decide(spec, version, score, protocol, dataset_sha256, sampled, force, current)
     if decision.promoted:
-        _retry(client.set_registered_model_alias, spec.name, CHAMPION, version)
+        set_champion(client, spec.name, version)
     final = _repair_champion(client, spec)
     if final is None or final == str(version):
         if final is not None and not decision.promoted:
@@ -714,7 +751,7 @@ def _repair_champion(client: Any, spec: ProjectSpec, rounds: int = 10) -> str | 
         if target is None or str(target) == holder:
             return holder
         log.info("moving @champion of %s from v%s to v%s (concurrent trainings)", spec.name, holder, target)
-        _retry(client.set_registered_model_alias, spec.name, CHAMPION, str(target))
+        set_champion(client, spec.name, target)
     log.warning("@champion of %s did not settle after %d rounds; it is v%s", spec.name, rounds, holder)
     return holder
 

@@ -235,3 +235,77 @@ def test_first_open_of_a_new_store_is_serialised(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0 and "ok" in out, err[-2000:]
     assert (tmp_path / "new.db.lock").exists()
+
+
+def test_an_alias_created_concurrently_is_set_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow sets an alias by select-then-insert: the loser of two first writers gets the unique-key error
+    (PostgreSQL's words below, from a CI run) and ``set_champion`` sets it again instead of failing."""
+    from mlflow.exceptions import RestException
+
+    clash = RestException({"error_code": "BAD_REQUEST", "message": (
+        '(psycopg.errors.UniqueViolation) duplicate key value violates unique constraint '
+        '"registered_model_alias_pk"\nDETAIL:  Key (workspace, name, alias)=(default, house_prices, champion) '
+        'already exists.')})
+    calls: list[tuple] = []
+
+    class Client:
+        def set_registered_model_alias(self, *args: str) -> None:
+            calls.append(args)
+            if len(calls) == 1:
+                raise clash
+
+    tracking.set_champion(Client(), "house_prices", 2)
+    assert calls == [("house_prices", "champion", "2")] * 2
+
+    class Broken:
+        def set_registered_model_alias(self, *args: str) -> None:
+            raise RestException({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no version 9"})
+
+    with pytest.raises(RestException, match="no version 9"):  # any other error is not retried
+        tracking.set_champion(Broken(), "house_prices", 9)
+
+
+def race_first_champions(models: int = 6, writers: int = 4) -> None:
+    """``writers`` threads set the first ``@champion`` of each of ``models`` new models (and one new
+    experiment tag) at the same moment; every call must succeed and the alias must end on one of the
+    writers' versions."""
+    import threading
+
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    tag = f"race-{os.getpid()}-{threading.get_ident()}"
+    # A server accepts a version's source only inside the run that made it.
+    exp_id = client.create_experiment(tag)
+    run = client.create_run(exp_id)
+    client.set_terminated(run.info.run_id)
+    names = [f"{tag}-{i}" for i in range(models)]
+    for name in names:
+        client.create_registered_model(name)
+        for _ in range(writers):
+            client.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    errors: list[BaseException] = []
+    for name in names:
+        barrier = threading.Barrier(writers)
+
+        def write(version: int, name: str = name, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                own = mlflow.MlflowClient()
+                tracking.set_champion(own, name, version)
+                tracking.upsert(own.set_experiment_tag, exp_id, f"note-{name}", str(version))  # the same race
+            except BaseException as exc:  # noqa: BLE001 - collected and reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(v,)) for v in range(1, writers + 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors, errors[0]
+        assert int(client.get_model_version_by_alias(name, "champion").version) in range(1, writers + 1)
+
+
+def test_simultaneous_first_champions_on_embedded_sqlite(tmp_path: Path) -> None:
+    tracking.configure(create=True)
+    race_first_champions()

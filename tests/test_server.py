@@ -20,7 +20,7 @@ import pytest
 
 from common import server
 from common.errors import ServerError
-from tests.test_concurrency import ROOT, check_fresh_load, check_scenario, run_scenario
+from tests.test_concurrency import ROOT, check_fresh_load, check_scenario, race_first_champions, run_scenario
 
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group("server")]
 
@@ -153,6 +153,11 @@ def test_cli_server_status_prints_the_uri(mlflow_server_stack: server.Stack) -> 
 @pytest.mark.slow
 def test_concurrent_trainings_on_the_server(mlflow_server_stack: server.Stack, scenario: list[dict]) -> None:
     check_scenario(mlflow_server_stack.uri, scenario)  # type: ignore[arg-type]
+
+
+def test_simultaneous_first_champions_on_postgresql(on_server: str) -> None:
+    """The race CI hit: two trainers set a model's first @champion at once and PostgreSQL refused one."""
+    race_first_champions()
 
 
 @pytest.mark.slow
