@@ -237,7 +237,7 @@ def test_first_open_of_a_new_store_is_serialised(tmp_path: Path) -> None:
     assert (tmp_path / "new.db.lock").exists()
 
 
-def test_an_alias_created_concurrently_is_set_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_alias_created_concurrently_is_set_again() -> None:
     """MLflow sets an alias by select-then-insert: the loser of two first writers gets the unique-key error
     (PostgreSQL's words below, from a CI run) and ``set_champion`` sets it again instead of failing."""
     from mlflow.exceptions import RestException
