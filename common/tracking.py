@@ -266,13 +266,14 @@ def _retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-# The unique-key error of each SQL backend MLflow supports (PostgreSQL, sqlite, MySQL, SQL Server).
-_UNIQUE_MARKERS = ("duplicate key value violates unique constraint", "UNIQUE constraint failed",
-                   "Duplicate entry", "Violation of PRIMARY KEY constraint")
+# The unique-key error of each SQL backend MLflow supports (PostgreSQL, sqlite, MySQL, SQL Server), lower case.
+_UNIQUE_MARKERS = ("duplicate key value violates unique constraint", "unique constraint failed",
+                   "duplicate entry", "violation of primary key constraint")
 
 
 def _is_unique_clash(exc: BaseException) -> bool:
-    text = str(exc)
+    """Whether ``exc`` is a database's unique-key violation (another writer inserted the same key first)."""
+    text = str(exc).lower()
     return any(marker in text for marker in _UNIQUE_MARKERS)
 
 
@@ -336,8 +337,8 @@ def _create_or_get_experiment(client: Any, name: str, location: str | None) -> s
         return _retry(client.create_experiment, name, artifact_location=location, tags={"project": name})
     except Exception as exc:  # MLflow (REST) or SQLAlchemy (embedded store) report the clash differently
         text = str(exc)
-        if not any(s in text for s in ("RESOURCE_ALREADY_EXISTS", "already exists", "UNIQUE constraint",
-                                       "unique constraint", "IntegrityError", "duplicate key")):
+        if not (_is_unique_clash(exc) or any(s in text for s in ("RESOURCE_ALREADY_EXISTS", "already exists",
+                                                                "IntegrityError"))):
             raise
         exp = _retry(client.get_experiment_by_name, name)
         if exp is None:
