@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -265,7 +266,7 @@ def test_an_alias_created_concurrently_is_set_again() -> None:
         tracking.set_champion(Broken(), "house_prices", 9)
 
 
-def race_first_champions(models: int = 6, writers: int = 4) -> None:
+def race_first_champions(uri: str, models: int = 6, writers: int = 4) -> None:
     """``writers`` threads set the first ``@champion`` of each of ``models`` new models (and one new
     experiment tag) at the same moment; every call must succeed and the alias must end on one of the
     writers' versions."""
@@ -273,8 +274,12 @@ def race_first_champions(models: int = 6, writers: int = 4) -> None:
 
     import mlflow
 
-    client = mlflow.MlflowClient()
-    tag = f"race-{os.getpid()}-{threading.get_ident()}"
+    def new_client() -> mlflow.MlflowClient:
+        # Explicit URIs: mlflow's process-wide tracking URI may still name an earlier test's store.
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    client = new_client()
+    tag = f"race-{uuid.uuid4().hex[:12]}"
     # A server accepts a version's source only inside the run that made it.
     exp_id = client.create_experiment(tag)
     run = client.create_run(exp_id)
@@ -291,7 +296,7 @@ def race_first_champions(models: int = 6, writers: int = 4) -> None:
         def write(version: int, name: str = name, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             try:
-                own = mlflow.MlflowClient()
+                own = new_client()
                 tracking.set_champion(own, name, version)
                 tracking.upsert(own.set_experiment_tag, exp_id, f"note-{name}", str(version))  # the same race
             except BaseException as exc:  # noqa: BLE001 - collected and reported below
@@ -307,5 +312,4 @@ def race_first_champions(models: int = 6, writers: int = 4) -> None:
 
 
 def test_simultaneous_first_champions_on_embedded_sqlite(tmp_path: Path) -> None:
-    tracking.configure(create=True)
-    race_first_champions()
+    race_first_champions(tracking.configure(create=True))

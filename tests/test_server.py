@@ -157,7 +157,7 @@ def test_concurrent_trainings_on_the_server(mlflow_server_stack: server.Stack, s
 
 def test_simultaneous_first_champions_on_postgresql(on_server: str) -> None:
     """The race CI hit: two trainers set a model's first @champion at once and PostgreSQL refused one."""
-    race_first_champions()
+    race_first_champions(on_server)
 
 
 @pytest.mark.slow
