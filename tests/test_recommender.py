@@ -23,14 +23,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from common import protocol as common_protocol
 from common import registry, train
-from common.errors import DataError, InputError
+from common.errors import DataError, InputError, ParameterError
 from projects.recommender import bench, margin, protocol, synthetic
 from projects.recommender.baselines import RandomRecommender, reference_recommenders
 from projects.recommender.collab import EASE, ItemKNN, Popularity, cosine_weights, ease_weights
 from projects.recommender.data import load
 from projects.recommender.features import FieldTfidf, MovieText
 from projects.recommender.lookup import title_key
-from projects.recommender.model import MovieRecommender
+from projects.recommender.model import RERANK_FEATURES, MovieRecommender
 from projects.recommender.pipeline import build_pipeline, signature_example
 from tests.conftest import REAL_DATA
 from tests.settings import TEST_PARAMS
@@ -567,6 +567,82 @@ def test_collaborative_anchors_learn_from_ratings_only(synth) -> None:
     assert not np.isin(recs, cold).any() or len(ease.items_) < 10
     # Without ratings there is nothing to learn: every film scores 0.
     assert not EASE().fit(synth.X).scores(HISTORIES).any()
+
+
+@pytest.fixture(scope="module")
+def reranked(synth):
+    return build_pipeline(**TEST_PARAMS["recommender"]).fit(synth.X, ratings=synth.extras["ratings"])
+
+
+def _long_histories(model: MovieRecommender, synth) -> list[np.ndarray]:
+    """Histories at least as long as the reranker's shortest (what it reorders), from real users' likes."""
+    split = protocol.make_protocol("per_user", synth.extras["ratings"], model.id_pos_, min_liked=10)
+    out = [s.history for s in split.users if len(s.history) >= model.rerank_min_history_]
+    assert len(out) >= 5
+    return out[:12]
+
+
+def test_the_reranker_learns_from_validation_users_and_reorders_the_blend(reranked, synth) -> None:
+    """It is fitted (on the tuning's validation rounds, never on held-out data) and only reorders the
+    blend's top ``rerank_candidates`` films; histories shorter than any it learned from keep the blend."""
+    model = reranked
+    assert model.ranker_ is not None and model.rerank_min_history_ >= 1
+    assert model.validation_["rerank_liked"] >= 10 and model.validation_["rerank_rows"] > model.validation_["rerank_liked"]
+    assert model.ranker_.n_features_in_ == len(RERANK_FEATURES)
+    histories = _long_histories(model, synth)
+    recs, scores = model.recommend_positions(histories, 10)
+    blend = model.score_histories(histories)
+    candidates = protocol.top_k(blend.copy(), model.rerank_candidates, histories)
+    for row, cand, h in zip(recs, candidates, histories, strict=True):
+        assert set(row) <= set(cand) and not np.isin(row, h).any() and len(set(row)) == 10
+    assert (np.diff(scores, axis=1) <= 0).all()  # best first, by the reranker's score
+    # A single title is below the shortest history it learned from: the blend's order, unchanged.
+    single = [np.array([p]) for p in range(5)]
+    pos, _ = model.recommend_positions(single, 10)
+    np.testing.assert_array_equal(pos, protocol.top_k(model.score_histories(single), 10, single))
+
+
+def test_the_reranker_with_the_blend_rank_alone_is_the_blend(reranked, synth) -> None:
+    """``rerank_mix=1`` orders by the blend's rank only: the same films, in the same order, as no reranker."""
+    model = clone(reranked).set_params(rerank_mix=1.0)
+    model.fit(synth.X, ratings=synth.extras["ratings"])
+    plain = clone(reranked).set_params(rerank=False).fit(synth.X, ratings=synth.extras["ratings"])
+    assert plain.ranker_ is None and "rerank_rows" not in plain.validation_
+    histories = _long_histories(model, synth)
+    np.testing.assert_array_equal(model.recommend_positions(histories, 10)[0],
+                                  plain.recommend_positions(histories, 10)[0])
+    # The mix is what changes the order: the default one does (on these users).
+    assert not np.array_equal(reranked.recommend_positions(histories, 10)[0], plain.recommend_positions(histories, 10)[0])
+
+
+def test_reranked_answers_do_not_depend_on_the_batch_and_survive_pickling(reranked, synth) -> None:
+    histories = _long_histories(reranked, synth)
+    batch = reranked.recommend_positions(histories, 10)
+    one_by_one = [reranked.recommend_positions([h], 10) for h in histories[::-1]][::-1]
+    np.testing.assert_array_equal(batch[0], np.vstack([p for p, _ in one_by_one]))
+    np.testing.assert_allclose(batch[1], np.vstack([s for _, s in one_by_one]), rtol=1e-5)
+    copy = pickle.loads(pickle.dumps(reranked))
+    np.testing.assert_array_equal(copy.recommend_positions(histories, 10)[0], batch[0])
+    again = clone(reranked).fit(synth.X, ratings=synth.extras["ratings"])  # deterministic: no random state
+    np.testing.assert_array_equal(again.recommend_positions(histories, 10)[0], batch[0])
+
+
+@pytest.mark.parametrize("params", [{"rerank_mix": 1.5}, {"rerank_mix": -0.1}, {"rerank_candidates": 0}])
+def test_reranker_parameters_are_checked(synth, params) -> None:
+    with pytest.raises(ParameterError, match="rerank_mix must be in"):
+        MovieRecommender(mode="hybrid", rerank=True, **params).fit(synth.X, ratings=synth.extras["ratings"])
+
+
+def test_too_few_liked_candidates_leave_the_blend_alone(synth) -> None:
+    """With almost no likes to learn from, no reranker is fitted and the blend ranks (logged, not raised)."""
+    ratings = synth.extras["ratings"]
+    liked = ratings[(ratings["rating"] >= 4.0) & ratings["userId"].isin(ratings["userId"].unique()[:6])]
+    few = liked.sort_values("timestamp").groupby("userId").head(5)  # one validation like per user, one round
+    model = build_pipeline(**TEST_PARAMS["recommender"]).fit(synth.X, ratings=few)
+    assert model.validation_ and model.ranker_ is None and model.rerank_min_history_ == 0
+    histories = [np.array([0, 1, 2, 3, 4, 5])]
+    np.testing.assert_array_equal(model.recommend_positions(histories, 5)[0],
+                                  protocol.top_k(model.score_histories(histories), 5, histories))
 
 
 def test_hybrid_gives_cold_films_content_neighbours(synth) -> None:

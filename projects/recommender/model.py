@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, clone
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.utils import Tags, TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
@@ -39,6 +41,17 @@ LAMBDA_GRID = (30.0, 100.0, 300.0, 1000.0)
 # hybrid's search always contains the baseline's model.
 HYBRID_LAMBDA_GRID = LAMBDA_GRID
 SIDE_WEIGHT_GRID = (0.0, 30.0, 100.0, 300.0)
+# The reranker (``rerank``) learns from this many nested validation periods (each user's last 20% of likes,
+# then the 20% before that), and describes each user's recent taste by their last ``RERANK_RECENT`` likes.
+# Both were chosen on the test-free validation sets of ``projects/recommender/margin.py``.
+RERANK_ROUNDS = 2
+RERANK_RECENT = 3
+# Names of the reranker's features, in column order (logged with the model's validation scores).
+RERANK_FEATURES = (
+    "recent_content", "recent_cf", "content", "cf", "popularity", "blend", "blend_rank", "cf_rank",
+    "content_rank", "log_history_length", "year", "year_minus_history_mean", "year_minus_recent_mean",
+    "log_ratings", "log_likes", "mean_rating", "like_rate",
+)
 
 
 def weighted_rating(vote_average: np.ndarray, vote_count: np.ndarray, quantile: float = 0.9) -> np.ndarray:
@@ -122,6 +135,11 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         like_threshold: a rating at or above it is a like.
         val_min_liked: validation users need at least this many likes.
         batch_size: queries scored at once (bounds memory at ``batch_size x N`` floats).
+        rerank: with ``tune`` in hybrid mode, learn a gradient-boosted reranker (scikit-learn's
+            ``HistGradientBoostingClassifier``) on the validation users: it reorders the blend's top
+            ``rerank_candidates`` films of every history at least as long as the shortest it learned from.
+        rerank_candidates: how many of the blend's films the reranker reorders.
+        rerank_mix: the blend's own rank's share of the final order (0: the reranker alone decides).
     """
 
     def __init__(self, features: Any = None, mode: str = "hybrid", n_recommendations: int = 10,
@@ -131,7 +149,8 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
                  val_min_liked: int = 5, batch_size: int = 256, popularity_weight: float = 0.0,
                  cf_model: str = "ease", cf_lambda: float = 100.0, tune_split: str = "per_user",
                  ann: str = "auto", ann_min_items: int = 200_000, cf_side_weight: float = 0.0,
-                 tmdb_prior: bool = True) -> None:
+                 tmdb_prior: bool = True, rerank: bool = False, rerank_candidates: int = 50,
+                 rerank_mix: float = 0.3) -> None:
         self.features = features
         self.mode = mode
         self.n_recommendations = n_recommendations
@@ -155,6 +174,9 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         self.ann_min_items = ann_min_items
         self.cf_side_weight = cf_side_weight
         self.tmdb_prior = tmdb_prior
+        self.rerank = rerank
+        self.rerank_candidates = rerank_candidates
+        self.rerank_mix = rerank_mix
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -196,16 +218,24 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         self.popularity_ = np.zeros(self.n_items_, dtype=np.float32)
         self.validation_: dict[str, float] = {}
         self.weights_ = self._default_weights(with_cf=False)
+        self.ranker_: HistGradientBoostingClassifier | None = None
+        self.rerank_min_history_ = 0
+        if self.rerank and not (0.0 <= self.rerank_mix <= 1.0 and int(self.rerank_candidates) >= 1):
+            raise ParameterError("rerank_mix must be in [0, 1] and rerank_candidates >= 1; got "
+                                 f"{self.rerank_mix!r} and {self.rerank_candidates!r}.")
         if self.mode == "hybrid" and ratings is not None:
             clean = self._check_ratings(ratings)
             if len(clean):
                 cf_params = (float(self.cf_lambda), float(self.cf_side_weight))
                 if self.tune:
                     self.weights_, self.validation_, cf_params = self._tune(clean, catalogue)
+                    if self.rerank and self.validation_:
+                        self._fit_ranker(clean, catalogue, cf_params)
                 else:
                     self.weights_ = self._default_weights(with_cf=True)
                 self.cf_ = self._cf_estimator(*cf_params).fit(catalogue, ratings=clean, item_features=self.item_vectors_)
                 self.popularity_ = _minmax(self.cf_.popularity_)
+                self.item_stats_ = self._item_stats(clean)
         if self.ann not in ("auto", "exact", "approximate"):
             raise ParameterError(f"ann must be 'auto', 'exact' or 'approximate'; got {self.ann!r}.")
         use_ann = self.ann == "approximate" or (self.ann == "auto" and self.n_items_ >= self.ann_min_items)
@@ -311,6 +341,96 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         log.info("blend weights chosen on %d validation users: %s (NDCG@10 %.4f, EASE lambda and side weight %s)",
                  n_users, weights, best_score, chosen)
         return weights, info, chosen
+
+    # ------------------------------------------------------------------------------------------ reranker
+    def _item_stats(self, ratings: pd.DataFrame) -> np.ndarray:
+        """Per film: log ratings, log likes, mean rating (shrunk to the global mean by 10 ratings), like rate."""
+        pos = ratings["id"].map(self.id_pos_).to_numpy(dtype=np.int64)
+        stars = ratings["rating"].to_numpy(dtype=float)
+        count = np.bincount(pos, minlength=self.n_items_).astype(float)
+        likes = np.bincount(pos, weights=(stars >= self.like_threshold).astype(float), minlength=self.n_items_)
+        total = np.bincount(pos, weights=stars, minlength=self.n_items_)
+        mean = (total + 10.0 * (stars.mean() if len(stars) else 0.0)) / (count + 10.0)
+        return np.column_stack([np.log1p(count), np.log1p(likes), mean, (likes + 1) / (count + 2)]).astype(np.float32)
+
+    def _fit_ranker(self, ratings: pd.DataFrame, catalogue: pd.DataFrame, cf_params: tuple[float, float]) -> None:
+        """Learn which of the blend's top films each validation user liked next (pointwise, gradient boosting).
+
+        The rows come from ``RERANK_ROUNDS`` nested validation periods carved out of the ratings given to
+        ``fit`` (each user's last 20% of likes, then the 20% before that, as in ``_tune``); every signal a
+        feature uses is fitted on what that round leaves for training, so the reranker sees the blend as it
+        will be at prediction time: fitted on ratings that never include the period it is judged on.
+        """
+        blocks, labels, shortest = [], [], None
+        train = ratings
+        for _ in range(RERANK_ROUNDS):
+            val = protocol.make_protocol(self.tune_split, train, self.id_pos_, self.like_threshold,
+                                         self.val_min_liked)
+            if len(val.users) < 5:
+                break
+            cf = self._cf_estimator(*cf_params).fit(catalogue, ratings=val.train, item_features=self.item_vectors_)
+            feats, cand = self._rerank_inputs(val.histories, val.excludes, cf, _minmax(cf.popularity_),
+                                              self._item_stats(val.train))
+            blocks.append(feats)
+            labels.append(np.take_along_axis(protocol.target_matrix(val.users, self.n_items_), cand, axis=1).ravel())
+            lengths = min(len(h) for h in val.histories)
+            shortest = lengths if shortest is None else min(shortest, lengths)
+            train = val.train
+        y = np.concatenate(labels) if labels else np.zeros(0, dtype=bool)
+        if y.sum() < 10 or y.all():
+            log.info("the reranker has too few examples (%d candidates, %d liked); the blend ranks alone",
+                     len(y), int(y.sum()))
+            return
+        # Small, slow-learning trees: a few thousand liked candidates support little more.
+        self.ranker_ = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
+                                                      min_samples_leaf=40, early_stopping=False, random_state=0)
+        self.ranker_.fit(np.vstack(blocks), y)
+        self.rerank_min_history_ = int(shortest or 0)
+        self.validation_ |= {"rerank_rows": float(len(y)), "rerank_liked": float(y.sum())}
+        log.info("reranker fitted on %d candidates (%d liked) of %d validation rounds", len(y), int(y.sum()),
+                 len(blocks))
+
+    def _rerank_inputs(self, histories: list[np.ndarray], exclude: list[np.ndarray], cf: Any,
+                       popularity: np.ndarray, stats: np.ndarray,
+                       comps: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The blend's top ``rerank_candidates`` per history and their features (rows x ``RERANK_FEATURES``)."""
+        comps = self._components(histories, cf, popularity, exclude) if comps is None else comps
+        n_cand = min(int(self.rerank_candidates), self.n_items_)
+        blend = self._blend(comps, self.weights_)
+        cand = protocol.top_k(np.array(blend), n_cand, exclude)
+        n_q = len(histories)
+
+        def at(mat: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(np.broadcast_to(mat, (n_q, self.n_items_)), cand, axis=1)
+
+        recent = self._components([np.asarray(h)[-RERANK_RECENT:] for h in histories], cf, popularity, exclude)
+        content, collab = at(comps["content"]), at(comps["cf"]) if "cf" in comps else np.zeros(cand.shape)
+        years = np.where(self.years_ > 0, self.years_, np.nan).astype(float)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an empty history has no mean year: NaN is right
+            mean_year = np.array([np.nanmean(years[h]) if len(h) else np.nan for h in histories])[:, None]
+            recent_year = np.array([np.nanmean(years[np.asarray(h)[-5:]]) if len(h) else np.nan
+                                    for h in histories])[:, None]
+        ranks = np.broadcast_to(np.arange(cand.shape[1], dtype=float), cand.shape)
+        length = np.broadcast_to(np.log1p([len(h) for h in histories])[:, None], cand.shape)
+        item = stats[cand]
+        cols = [at(recent["content"]), at(recent["cf"]) if "cf" in recent else np.zeros(cand.shape), content,
+                collab, popularity[cand], at(blend), ranks, _rank(collab), _rank(content), length, years[cand],
+                years[cand] - mean_year, years[cand] - recent_year, item[..., 0], item[..., 1], item[..., 2],
+                item[..., 3]]
+        return np.stack(cols, axis=-1).reshape(-1, len(cols)).astype(np.float32), cand
+
+    def _reranked(self, rows: list[int], histories: list[np.ndarray], exclude: list[np.ndarray],
+                  comps: dict[str, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` of the blend's candidates for ``rows`` by the reranker's log-odds mixed with the blend rank."""
+        sub = {c: (v[rows] if v.shape[0] == len(histories) else v) for c, v in comps.items()}
+        feats, cand = self._rerank_inputs([histories[i] for i in rows], [exclude[i] for i in rows], self.cf_,
+                                          self.popularity_, self.item_stats_, sub)
+        proba = self.ranker_.predict_proba(feats)[:, 1].reshape(cand.shape)
+        mix = float(self.rerank_mix)
+        score = (1 - mix) * np.log(proba + 1e-9) - mix * np.log1p(np.arange(cand.shape[1]))[None, :]
+        order = np.argsort(-score, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(cand, order, axis=1), np.take_along_axis(score, order, axis=1).astype(np.float32)
 
     # ------------------------------------------------------------------------------------------- scoring
     def _history_matrix(self, histories: list[np.ndarray]) -> sparse.csr_matrix:
@@ -419,7 +539,9 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
                 every film the user rated before the cutoff.
 
         Queries are scored in batches of ``batch_size``, so memory stays at ``batch_size x N`` floats.
-        Single-film content queries go through the approximate index when one was built (``ann``).
+        Single-film content queries go through the approximate index when one was built (``ann``). With a
+        fitted reranker (``rerank``), a history at least as long as the shortest it learned from gets the
+        reranked order, and its scores are the reranker's (higher is better, not a similarity).
         """
         self._check_fitted()
         k = min(self.n_recommendations if k is None else int(k), max(self.n_items_ - 1, 1))
@@ -430,13 +552,22 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
             chunk = [np.asarray(h, dtype=np.int64) for h in histories[start:start + self.batch_size]]
             skip = chunk if exclude is None else [np.asarray(e, dtype=np.int64)
                                                   for e in exclude[start:start + self.batch_size]]
-            scores = self.score_histories(chunk, skip)
-            pos = protocol.top_k(scores, k, skip)
+            comps = self._components(chunk, self.cf_, self.popularity_, skip)
+            scores = self._blend(comps, self.weights_)
+            ranked = [i for i, h in enumerate(chunk) if self._reranks(len(h))]
+            pos = protocol.top_k(np.array(scores) if ranked else scores, k, skip)
+            top = np.take_along_axis(scores, pos, axis=1)
+            if ranked:
+                pos[ranked], top[ranked] = self._reranked(ranked, chunk, skip, comps, k)
             all_pos.append(pos)
-            all_scores.append(np.take_along_axis(scores, pos, axis=1))
+            all_scores.append(top)
         if not all_pos:
             return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
         return np.vstack(all_pos), np.vstack(all_scores)
+
+    def _reranks(self, n_history: int) -> bool:
+        """Whether the reranker orders a history this long (not shorter than any it learned from)."""
+        return getattr(self, "ranker_", None) is not None and n_history >= max(self.rerank_min_history_, 1)
 
     def _ann_serves(self, histories: list[np.ndarray], exclude: list[np.ndarray] | None, k: int) -> bool:
         """Whether the approximate index answers: one film per query, content only, nothing else excluded."""
@@ -630,6 +761,11 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
             else:
                 data[c] = cols[c]
         return pd.DataFrame(data)
+
+
+def _rank(scores: np.ndarray) -> np.ndarray:
+    """Each row's rank order (0 = highest score) as floats."""
+    return np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable").astype(float)
 
 
 _NUMERIC = {"rank": np.int64, "id": np.int64, "year": np.int64, "score": np.float64}

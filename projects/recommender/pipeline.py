@@ -46,6 +46,9 @@ def build_pipeline(
     tune_split: Literal["per_user", "time"] = "per_user",
     ann: Literal["auto", "exact", "approximate"] = "auto",
     ann_min_items: Annotated[int, Ge(3)] = 200_000,
+    rerank: bool = True,
+    rerank_candidates: Annotated[int, Ge(1)] = 50,
+    rerank_mix: Annotated[float, Interval(ge=0, le=1)] = 0.3,
     seed: Seed = 0,
 ) -> MovieRecommender:
     """An unfitted recommender (see ``MovieRecommender`` for the blend and tuning parameters).
@@ -82,6 +85,11 @@ def build_pipeline(
             (pynndescent) when the catalogue has at least ``ann_min_items`` films; ``exact`` never does;
             ``approximate`` always does.
         ann_min_items: the catalogue size from which ``ann=auto`` builds the graph (>= 3).
+        rerank: with ``tune``, learn a gradient-boosted reranker on the validation users that reorders the
+            blend's top ``rerank_candidates`` films for each list of liked films (single-title queries keep
+            the blend's order).
+        rerank_candidates: how many of the blend's films the reranker reorders (>= 1).
+        rerank_mix: the blend's own rank's share of the final order (in [0, 1]; 0: the reranker alone).
         seed: random seed of the LSA (0 to 2**32 - 1).
     """
     features = build_content_features(
@@ -95,6 +103,7 @@ def build_pipeline(
         cf_weight=cf_weight, tune=tune, tune_step=tune_step, cf_signal=cf_signal, neighbors=neighbors,
         popularity_weight=popularity_weight, cf_model=cf_model, cf_lambda=cf_lambda, tune_split=tune_split,
         ann=ann, ann_min_items=ann_min_items, cf_side_weight=cf_side_weight, tmdb_prior=tmdb_prior,
+        rerank=rerank, rerank_candidates=rerank_candidates, rerank_mix=rerank_mix,
     )
 
 
