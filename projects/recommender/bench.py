@@ -69,18 +69,23 @@ def matrix_mb(m: Any) -> float:
 
 
 def query_latency(model: Any, repeats: int = 200, seed: int = 0) -> dict[str, float]:
-    """p50/p95 (wall and CPU) of one top-10 query for a random catalogue film, three ways.
+    """p50/p95 (wall and CPU) of one top-10 query for a random catalogue film, three ways, and for a profile.
 
     ``query_*`` times the similarity search by catalogue position, ``recommend_title_*`` a title (lookup,
     search and the result table) and ``recommend_typo_*`` a title with a typo (the fuzzy lookup).
+    ``profile_*`` times one list of 20 liked films (what the hybrid's reranker orders, when it has one).
     """
-    picks = np.random.default_rng(seed).integers(0, model.n_items_, repeats)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, model.n_items_, repeats)
     # Inputs are built before timing, so only the call is measured.
     histories = [[np.array([p])] for p in picks]
+    profiles = [[rng.choice(model.n_items_, min(20, model.n_items_ - 1), replace=False)]
+                for _ in range(max(repeats // 4, 1))]
     titles = [model.titles_[p] for p in picks]
     typos = [t.lower()[:-1] for t in titles[: max(repeats // 4, 1)]]
     return {
         **latency(lambda h: model.recommend_positions(h, 10), histories, prefix="query"),
+        **latency(lambda h: model.recommend_positions(h, 10), profiles, prefix="profile"),
         **latency(lambda t: model.recommend(t, k=10), titles, prefix="recommend_title"),
         **latency(lambda t: model.recommend(t, k=10), typos, prefix="recommend_typo"),
     }

@@ -369,10 +369,16 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
             if len(val.users) < 5:
                 break
             cf = self._cf_estimator(*cf_params).fit(catalogue, ratings=val.train, item_features=self.item_vectors_)
-            feats, cand = self._rerank_inputs(val.histories, val.excludes, cf, _minmax(cf.popularity_),
-                                              self._item_stats(val.train))
-            blocks.append(feats)
-            labels.append(np.take_along_axis(protocol.target_matrix(val.users, self.n_items_), cand, axis=1).ravel())
+            popularity, stats = _minmax(cf.popularity_), self._item_stats(val.train)
+            # Users in blocks of 64: each block's signals are a few users x films matrices (about eight of
+            # them), not all users' at once, so this stays below the blend search's peak memory.
+            for start in range(0, len(val.users), 64):
+                users = val.users[start:start + 64]
+                feats, cand = self._rerank_inputs([u.history for u in users], [u.exclude for u in users], cf,
+                                                  popularity, stats)
+                blocks.append(feats)
+                labels.append(np.take_along_axis(protocol.target_matrix(users, self.n_items_), cand, axis=1).ravel())
+            del cf
             lengths = min(len(h) for h in val.histories)
             shortest = lengths if shortest is None else min(shortest, lengths)
             train = val.train
@@ -387,8 +393,7 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         self.ranker_.fit(np.vstack(blocks), y)
         self.rerank_min_history_ = int(shortest or 0)
         self.validation_ |= {"rerank_rows": float(len(y)), "rerank_liked": float(y.sum())}
-        log.info("reranker fitted on %d candidates (%d liked) of %d validation rounds", len(y), int(y.sum()),
-                 len(blocks))
+        log.info("reranker fitted on %d candidates (%d liked)", len(y), int(y.sum()))
 
     def _rerank_inputs(self, histories: list[np.ndarray], exclude: list[np.ndarray], cf: Any,
                        popularity: np.ndarray, stats: np.ndarray,
