@@ -627,6 +627,23 @@ def test_reranked_answers_do_not_depend_on_the_batch_and_survive_pickling(rerank
     np.testing.assert_array_equal(again.recommend_positions(histories, 10)[0], batch[0])
 
 
+def test_reranked_lists_of_any_length_skip_what_was_rated(reranked, synth) -> None:
+    """``k`` above ``rerank_candidates`` is reranked to its full length; when fewer films are left than the
+    reranker's candidates, the films a user rated stay out of the top (they fill only what nothing else can)."""
+    histories = _long_histories(reranked, synth)
+    recs, scores = reranked.recommend_positions(histories, 80)
+    assert recs.shape == (len(histories), 80) and np.isfinite(scores).all()
+    for row, h in zip(recs, histories, strict=True):
+        assert len(set(row)) == 80 and not np.isin(row, h).any()
+    n = reranked.n_items_
+    left = np.arange(n - 30, n)  # 30 films left to recommend, fewer than the 50 candidates
+    exclude = [np.setdiff1d(np.arange(n), left)] * len(histories)
+    recs, scores = reranked.recommend_positions(histories, 10, exclude)
+    assert np.isin(recs, left).all() and np.isfinite(scores).all()
+    recs, _ = reranked.recommend_positions(histories[:1], 40, exclude[:1])
+    assert set(recs[0, :30]) == set(left)  # every film left comes before any rated one
+
+
 @pytest.mark.parametrize("params", [{"rerank_mix": 1.5}, {"rerank_mix": -0.1}, {"rerank_candidates": 0}])
 def test_reranker_parameters_are_checked(synth, params) -> None:
     with pytest.raises(ParameterError, match="rerank_mix must be in"):

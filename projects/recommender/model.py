@@ -374,8 +374,8 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
             # them), not all users' at once, so this stays below the blend search's peak memory.
             for start in range(0, len(val.users), 64):
                 users = val.users[start:start + 64]
-                feats, cand = self._rerank_inputs([u.history for u in users], [u.exclude for u in users], cf,
-                                                  popularity, stats)
+                feats, cand, _ = self._rerank_inputs([u.history for u in users], [u.exclude for u in users], cf,
+                                                     popularity, stats, int(self.rerank_candidates))
                 blocks.append(feats)
                 labels.append(np.take_along_axis(protocol.target_matrix(users, self.n_items_), cand, axis=1).ravel())
             del cf
@@ -396,13 +396,16 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         log.info("reranker fitted on %d candidates (%d liked)", len(y), int(y.sum()))
 
     def _rerank_inputs(self, histories: list[np.ndarray], exclude: list[np.ndarray], cf: Any,
-                       popularity: np.ndarray, stats: np.ndarray,
-                       comps: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The blend's top ``rerank_candidates`` per history and their features (rows x ``RERANK_FEATURES``)."""
+                       popularity: np.ndarray, stats: np.ndarray, n_cand: int,
+                       comps: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The blend's top ``n_cand`` per history, their features (rows x ``RERANK_FEATURES``), and which of
+        them are excluded films (only when fewer than ``n_cand`` films are left to recommend)."""
         comps = self._components(histories, cf, popularity, exclude) if comps is None else comps
-        n_cand = min(int(self.rerank_candidates), self.n_items_)
+        n_cand = min(n_cand, self.n_items_)
         blend = self._blend(comps, self.weights_)
-        cand = protocol.top_k(np.array(blend), n_cand, exclude)
+        masked = np.array(blend)
+        cand = protocol.top_k(masked, n_cand, exclude)
+        excluded = np.isneginf(np.take_along_axis(masked, cand, axis=1))
         n_q = len(histories)
 
         def at(mat: np.ndarray) -> np.ndarray:
@@ -423,17 +426,20 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
                 collab, popularity[cand], at(blend), ranks, _rank(collab), _rank(content), length, years[cand],
                 years[cand] - mean_year, years[cand] - recent_year, item[..., 0], item[..., 1], item[..., 2],
                 item[..., 3]]
-        return np.stack(cols, axis=-1).reshape(-1, len(cols)).astype(np.float32), cand
+        return np.stack(cols, axis=-1).reshape(-1, len(cols)).astype(np.float32), cand, excluded
 
     def _reranked(self, rows: list[int], histories: list[np.ndarray], exclude: list[np.ndarray],
                   comps: dict[str, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` of the blend's candidates for ``rows`` by the reranker's log-odds mixed with the blend rank."""
         sub = {c: (v[rows] if v.shape[0] == len(histories) else v) for c, v in comps.items()}
-        feats, cand = self._rerank_inputs([histories[i] for i in rows], [exclude[i] for i in rows], self.cf_,
-                                          self.popularity_, self.item_stats_, sub)
+        # At least k candidates, so a long list (``recommend(k=100)``) is reranked to its full length.
+        feats, cand, excluded = self._rerank_inputs([histories[i] for i in rows], [exclude[i] for i in rows],
+                                                    self.cf_, self.popularity_, self.item_stats_,
+                                                    max(int(self.rerank_candidates), k), sub)
         proba = self.ranker_.predict_proba(feats)[:, 1].reshape(cand.shape)
         mix = float(self.rerank_mix)
         score = (1 - mix) * np.log(proba + 1e-9) - mix * np.log1p(np.arange(cand.shape[1]))[None, :]
+        score[excluded] = -np.inf  # a film the user rated stays last, as in the blend's own top k
         order = np.argsort(-score, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(cand, order, axis=1), np.take_along_axis(score, order, axis=1).astype(np.float32)
 
