@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,6 +45,7 @@ SIDE_WEIGHT_GRID = (0.0, 30.0, 100.0, 300.0)
 # Both were chosen on the test-free validation sets of ``projects/recommender/margin.py``.
 RERANK_ROUNDS = 2
 RERANK_RECENT = 3
+RERANK_RECENT_YEARS = 5  # the likes whose mean release year is the user's recent era
 # Names of the reranker's features, in column order (logged with the model's validation scores).
 RERANK_FEATURES = (
     "recent_content", "recent_cf", "content", "cf", "popularity", "blend", "blend_rank", "cf_rank",
@@ -414,11 +414,8 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
         recent = self._components([np.asarray(h)[-RERANK_RECENT:] for h in histories], cf, popularity, exclude)
         content, collab = at(comps["content"]), at(comps["cf"]) if "cf" in comps else np.zeros(cand.shape)
         years = np.where(self.years_ > 0, self.years_, np.nan).astype(float)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an empty history has no mean year: NaN is right
-            mean_year = np.array([np.nanmean(years[h]) if len(h) else np.nan for h in histories])[:, None]
-            recent_year = np.array([np.nanmean(years[np.asarray(h)[-5:]]) if len(h) else np.nan
-                                    for h in histories])[:, None]
+        mean_year = np.array([_mean_year(years[h]) for h in histories])[:, None]
+        recent_year = np.array([_mean_year(years[np.asarray(h)[-RERANK_RECENT_YEARS:]]) for h in histories])[:, None]
         ranks = np.broadcast_to(np.arange(cand.shape[1], dtype=float), cand.shape)
         length = np.broadcast_to(np.log1p([len(h) for h in histories])[:, None], cand.shape)
         item = stats[cand]
@@ -772,6 +769,12 @@ class MovieRecommender(CatalogueInput, BaseEstimator):
             else:
                 data[c] = cols[c]
         return pd.DataFrame(data)
+
+
+def _mean_year(years: np.ndarray) -> float:
+    """The mean of the known years (NaN when none is known: the trees take NaN as missing)."""
+    known = years[~np.isnan(years)]
+    return float(known.mean()) if len(known) else float("nan")
 
 
 def _rank(scores: np.ndarray) -> np.ndarray:
